@@ -1,0 +1,40 @@
+# Two commands work on a fresh machine: `make demo` and `make test` (each creates .venv first).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install demo test test-all bench bench-ingest bench-sql lint format clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/curation demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -m ''
+
+bench: bench-ingest bench-sql
+
+bench-ingest: $(STAMP)
+	$(BIN)/python bench/ingest_throughput.py
+
+bench-sql: $(STAMP)
+	$(BIN)/python bench/sql_scores.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+format: $(STAMP)
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) curation-demo-store bench/work .pytest_cache

@@ -1,0 +1,1 @@
+"""The attribution engine (influence scores and baselines); see issue 3."""

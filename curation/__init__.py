@@ -1,0 +1,1 @@
+"""Pipelines, CLI, actions and reports of the curation toolkit."""

@@ -1,0 +1,217 @@
+"""The ``curation`` command line: ingest, query, export and curate datasets in a store."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import polars as pl
+import typer
+from rich.console import Console
+
+import stores
+from stores.errors import StoreError
+
+app = typer.Typer(
+    name="curation",
+    help="Data-centric curation and attribution: ingest data, query it in SQL, curate it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+StoreOpt = Annotated[
+    Path,
+    typer.Option(
+        "--store",
+        "-s",
+        envvar="CURATION_STORE",
+        help="Store folder (catalog.duckdb + data/). Env: CURATION_STORE.",
+        show_default=True,
+    ),
+]
+DEFAULT_STORE = Path("curation-store")
+
+
+class OutputFormat(str, Enum):
+    """Output formats of `curation sql`."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
+    parquet = "parquet"
+
+
+def _open(store: Path, create: bool = False) -> stores.Store:
+    return stores.open(store, create=create)
+
+
+def _print_frame(df: pl.DataFrame, max_rows: int) -> None:
+    with pl.Config(tbl_rows=max_rows, tbl_cols=-1, fmt_str_lengths=60, tbl_width_chars=160):
+        out.print(str(df), markup=False, highlight=False)
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path, typer.Argument(help="jsonl(.gz), parquet, csv/tsv file, or a datasets save_to_disk folder")],
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Name of the dataset to create")],
+    text_field: Annotated[str | None, typer.Option(help="Field holding the text")] = None,
+    prompt_field: Annotated[str | None, typer.Option(help="Field holding the prompt (with --completion-field)")] = None,
+    completion_field: Annotated[str | None, typer.Option(help="Field holding the completion")] = None,
+    label_field: Annotated[str | None, typer.Option(help="Field holding a class label")] = None,
+    format: Annotated[str | None, typer.Option("--format", help="jsonl, parquet, csv or hf (default: from the name)")] = None,
+    split: Annotated[str | None, typer.Option(help="Split of a DatasetDict folder (default: train)")] = None,
+    drop_duplicates: Annotated[bool, typer.Option("--drop-duplicates", help="Keep only the first of exact duplicates")] = False,
+    replace: Annotated[bool, typer.Option("--replace", help="Replace an existing dataset of that name")] = False,
+    batch_rows: Annotated[int, typer.Option(help="Rows per Parquet shard")] = 250_000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """Ingest a file or folder into the store as a named dataset (streamed, atomic)."""
+    from stores.ingest import ingest as run_ingest
+
+    s = _open(store, create=True)
+    res = run_ingest(
+        s, path, dataset, text_field=text_field, prompt_field=prompt_field,
+        completion_field=completion_field, label_field=label_field, format=format, split=split,
+        drop_duplicates=drop_duplicates, replace=replace, batch_rows=batch_rows,
+        progress=sys.stderr.isatty() and not as_json,
+    )
+    if as_json:
+        print(json.dumps(res.as_dict(), default=str))
+        return
+    dup = (
+        f"{res.n_duplicates:,} exact duplicates dropped"
+        if res.duplicates_dropped
+        else f"{res.n_duplicates:,} exact duplicates kept (--drop-duplicates removes them)"
+    )
+    roles = ", ".join(f"{r}<-{c}" for r, c in res.roles.items()) or "none (ids hash every field)"
+    meta = [f["name"] for f in res.fields if f["role"] is None]
+    out.print(f"[green]ingested[/] {res.n_rows_read:,} rows from {res.source} into dataset [bold]{res.dataset}[/]")
+    out.print(f"  samples: {res.n_samples:,}; {dup}")
+    out.print(f"  roles: {roles}; metadata columns: {', '.join(meta) or '(none)'}")
+    out.print(f"  run {res.run_id}; {res.seconds:.2f} s, {res.rows_per_s:,.0f} rows/s, {res.mb_per_s:.1f} MB/s")
+    out.print(f"  store: {s.root}")
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="SQL to run against the store's catalog")],
+    format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format")] = OutputFormat.table,
+    out_file: Annotated[Path | None, typer.Option("--out", "-o", help="Write the result to this file")] = None,
+    write: Annotated[bool, typer.Option("--write", help="Allow statements that modify the catalog")] = False,
+    max_rows: Annotated[int, typer.Option(help="Rows shown in table format")] = 50,
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """Run SQL over the store (read-only unless --write). Tables: see `curation tables`."""
+    s = _open(store)
+    if out_file is not None and not write:
+        from stores.query import copy_query
+
+        fmt = format.value if format != OutputFormat.table else None
+        n = copy_query(s, query, out_file, fmt)
+        err.print(f"wrote {n:,} rows to {out_file}")
+        return
+    df = s.execute(query) if write else s.sql(query)
+    if format == OutputFormat.table:
+        _print_frame(df, max_rows)
+    elif format == OutputFormat.csv:
+        sys.stdout.write(df.write_csv())
+    elif format == OutputFormat.json:
+        sys.stdout.write(df.write_ndjson())
+    else:
+        raise StoreError("--format parquet needs --out FILE")
+
+
+@app.command()
+def tables(store: StoreOpt = DEFAULT_STORE) -> None:
+    """List the store's tables and views with row counts."""
+    _print_frame(_open(store).tables(), 100)
+
+
+@app.command()
+def datasets(store: StoreOpt = DEFAULT_STORE) -> None:
+    """List datasets with sizes, duplicates and sources."""
+    df = _open(store).sql(
+        "SELECT name, n_samples, n_duplicates, source, created_at, run_id FROM datasets ORDER BY created_at"
+    )
+    _print_frame(df, 200)
+
+
+@app.command()
+def runs(
+    kind: Annotated[str | None, typer.Option(help="Only runs of this kind (ingest, curate, ...)")] = None,
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """List runs, newest first, with status and seed."""
+    df = _open(store).runs(kind).select("run_id", "kind", "status", "dataset", "seed", "created_at", "finished_at", "error")
+    _print_frame(df, 200)
+
+
+@app.command()
+def export(
+    dataset: Annotated[str, typer.Argument(help="Dataset to export")],
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="Output file: .parquet, .jsonl, .jsonl.gz or .csv")],
+    where: Annotated[str | None, typer.Option(help="SQL predicate over the dataset's columns")] = None,
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """Export a dataset, or the samples matching --where, to a file (written atomically)."""
+    from stores.export import export as run_export
+
+    n = run_export(_open(store), dataset, out_file, where=where)
+    out.print(f"exported {n:,} samples of {dataset} to {out_file}")
+
+
+@app.command()
+def curate(
+    name: Annotated[str, typer.Argument(help="Name of the curated dataset to create")],
+    parent: Annotated[str, typer.Option("--from", help="Dataset to curate")],
+    flags: Annotated[list[str] | None, typer.Option("--flags", help="Flag run id to apply (repeatable; default: all for the dataset)")] = None,
+    filter: Annotated[list[str] | None, typer.Option("--filter", help="Only flags of this filter (repeatable)")] = None,
+    where: Annotated[str | None, typer.Option(help="SQL predicate a sample must also satisfy to be kept")] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Replace an existing dataset of that name")] = False,
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """Materialise a curated dataset: the parent minus flagged samples (audit in curated_drops)."""
+    from stores.curate import curate as run_curate
+
+    s = _open(store)
+    res = run_curate(s, name, parent, flag_runs=flags, filters=filter, where=where, replace=replace,
+                     progress=sys.stderr.isatty())
+    out.print(
+        f"[green]curated[/] {name}: kept {res.n_kept:,}, dropped {res.n_dropped:,} of {parent} "
+        f"(flag runs: {', '.join(res.flag_runs) or 'none'}{'; where ' + where if where else ''})"
+    )
+    out.print(f"  audit: curation sql \"SELECT * FROM curated_drops WHERE curated = '{name}'\"")
+
+
+@app.command()
+def demo(
+    store: StoreOpt = Path("curation-demo-store"),
+) -> None:
+    """End-to-end demo on a bundled dataset: ingest, query, curate, export."""
+    from curation.demo import run_demo
+
+    run_demo(store, out)
+
+
+def main() -> None:
+    """Console entry point: runs the app and turns store errors into one clear line."""
+    try:
+        app()
+    except StoreError as exc:
+        err.print("[red]error:[/] ", end="")
+        err.print(str(exc), markup=False, highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("[red]interrupted[/]")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

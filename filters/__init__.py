@@ -1,0 +1,1 @@
+"""Per-sample filters that turn evidence into flags with reasons."""

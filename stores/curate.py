@@ -1,0 +1,161 @@
+"""Materialise a curated dataset: a parent dataset minus flagged samples (and/or a predicate).
+
+The curated samples are written as their own shards and registered as a dataset; every dropped
+sample is recorded in ``curated_drops`` with the reasons of the flags that removed it, so each
+curation has an audit trail in SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import duckdb
+import pyarrow as pa
+
+from .errors import DatasetExistsError, QueryError, StoreError
+from .export import dataset_relation
+from .ids import sql_dedup_key
+from .ingest import DEFAULT_BATCH_ROWS, discard_dead_runs, register_dataset, write_dataset_shards
+from .progress import RowProgress
+from .schema import sql_literal
+from .store import Store, utcnow, validate_name
+
+
+@dataclass
+class CurateResult:
+    """What a curation kept and dropped, and which flag runs it used."""
+
+    name: str
+    parent: str
+    run_id: str
+    n_kept: int
+    n_dropped: int
+    flag_runs: list[str]
+    predicate: str | None
+
+    def as_dict(self) -> dict:
+        """Plain dict (for JSON output)."""
+        return asdict(self)
+
+
+def _flag_runs(store: Store, parent: str, flag_runs: Sequence[str] | None, filters: Sequence[str] | None) -> list[str]:
+    if flag_runs:
+        df = store.sql(
+            "SELECT run_id, status FROM runs WHERE run_id IN (SELECT unnest(?::VARCHAR[]))", [list(flag_runs)]
+        )
+        status = dict(zip(df["run_id"].to_list(), df["status"].to_list(), strict=True))
+        for run in flag_runs:
+            if run not in status:
+                raise StoreError(f"no run {run!r} in {store.root}")
+            if status[run] != "finished":
+                raise StoreError(f"run {run!r} is {status[run]}, not finished; its flags are not usable")
+        return list(flag_runs)
+    query = """SELECT DISTINCT f.run_id FROM flags f JOIN runs r USING (run_id)
+               WHERE r.dataset = ?"""
+    params: list = [parent]
+    if filters:
+        query += " AND f.filter IN (SELECT unnest(?::VARCHAR[]))"
+        params.append(list(filters))
+    return sorted(store.sql(query + " ORDER BY 1", params)["run_id"].to_list())
+
+
+def curate(
+    store: Store,
+    name: str,
+    parent: str,
+    *,
+    flag_runs: Sequence[str] | None = None,
+    filters: Sequence[str] | None = None,
+    where: str | None = None,
+    replace: bool = False,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    progress: bool = False,
+) -> CurateResult:
+    """Create dataset ``name`` = ``parent`` minus samples flagged by the chosen flag runs.
+
+    Flag runs default to every finished run with flags whose dataset is ``parent`` (optionally
+    only rows of the named ``filters``). ``where`` is a SQL predicate a sample must also satisfy
+    to be kept. Registered in ``datasets`` and ``curated``; drops go to ``curated_drops``.
+    """
+    validate_name(name)
+    if name == parent:
+        raise StoreError("a curated dataset needs a new name (it cannot replace its parent)")
+    store.dataset_info(parent)
+    if not replace and store.sql("SELECT 1 FROM datasets WHERE name = ?", [name]).height:
+        raise DatasetExistsError(f"dataset {name!r} already exists; pass --replace to overwrite it")
+    runs = _flag_runs(store, parent, flag_runs, filters)
+    if not runs and not where:
+        raise StoreError(
+            f"nothing to curate: no finished filter runs with flags for dataset {parent!r}; "
+            "run a filter first or pass --where"
+        )
+    config = {"parent": parent, "flag_runs": runs, "filters": list(filters or []), "where": where}
+    parent_info = store.dataset_info(parent)
+    run_id = store.start_run("curate", config=config, dataset=name, parent_run=parent_info["run_id"])
+    discard_dead_runs(store, ("ingest", "curate"))
+    try:
+        with store.connect() as con:
+            src = dataset_relation(store, con, parent)
+            filt = " AND filter IN (SELECT unnest($filters::VARCHAR[]))" if filters else ""
+            drops = (
+                "SELECT sample_id, string_agg(filter || ' [' || run_id || ']: ' || reason, '; ' ORDER BY filter) AS reason "
+                f"FROM flags WHERE flagged AND run_id IN (SELECT unnest($runs::VARCHAR[])){filt} GROUP BY sample_id"
+            )
+            keep = f"coalesce(({where}), false)" if where else "true"
+            base = (
+                f"WITH drops AS ({drops}), parent AS (SELECT * FROM {src}) "
+                f"SELECT p.*, d.reason AS _flag_reason, {keep} AS _keep FROM parent p "
+                "LEFT JOIN drops d USING (sample_id)"
+            )
+            params = {"runs": runs} | ({"filters": list(filters)} if filters else {})
+            kept_sql = (
+                f"SELECT * EXCLUDE (dataset, ordinal, _flag_reason, _keep), {sql_dedup_key()} AS _key "
+                f"FROM ({base}) WHERE _flag_reason IS NULL AND _keep ORDER BY ordinal"
+            )
+            pred_reason = sql_literal(f"excluded by predicate: {where}") if where else "NULL"
+            drop_sql = (
+                f"SELECT sample_id, concat_ws('; ', _flag_reason, CASE WHEN NOT _keep THEN {pred_reason} END) AS reason "
+                f"FROM ({base}) WHERE _flag_reason IS NOT NULL OR NOT _keep ORDER BY ordinal"
+            )
+            try:
+                with RowProgress(f"curate {name}", enabled=progress) as bar:
+                    reader = con.sql(kept_sql, params=params).to_arrow_reader(100_000)
+                    _, n_kept, n_dup, fingerprint = write_dataset_shards(
+                        store, run_id, name, iter(reader), batch_rows=batch_rows, progress=bar,
+                        source_label=f"dataset {parent}",
+                    )
+                n_dropped = 0
+                shard = 0
+                for batch in con.sql(drop_sql, params=params).to_arrow_reader(batch_rows):
+                    if batch.num_rows == 0:
+                        continue
+                    table = pa.Table.from_batches([batch])
+                    table = table.add_column(1, "curated", pa.array([name] * table.num_rows, pa.string()))
+                    store.write_shard("curated_drops", run_id, table, shard=shard)
+                    shard += 1
+                    n_dropped += table.num_rows
+            except duckdb.Error as exc:
+                raise QueryError(f"curation of {parent!r} failed: {exc}" + (f"\n  --where was: {where}" if where else "")) from exc
+        with store.write() as con:
+            superseded = register_dataset(
+                store, run_id, name, source=f"curated:{parent}", n_samples=n_kept, n_duplicates=n_dup,
+                fields=parent_info["fields"], fingerprint=fingerprint, replace=replace,
+            )
+            con.execute("DELETE FROM curated WHERE name = ?", [name])
+            con.execute(
+                "INSERT INTO curated VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [name, parent, utcnow(), runs, where, n_kept, n_dropped, run_id],
+            )
+    except BaseException as exc:
+        store.delete_run_files(run_id)
+        try:
+            store.fail_run(run_id, f"{type(exc).__name__}: {exc}")
+        except StoreError:
+            pass
+        raise
+    if superseded:
+        store.delete_run_files(superseded)
+    return CurateResult(name, parent, run_id, n_kept, n_dropped, runs, where)
+
+

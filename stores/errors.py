@@ -1,0 +1,33 @@
+"""Errors raised by the store. Each names the file, line or holder involved so a user can act on it."""
+
+
+class StoreError(Exception):
+    """Base class for every error the store raises on purpose."""
+
+
+class StoreNotFoundError(StoreError):
+    """The folder holds no store (no catalog.duckdb) and creation was not requested."""
+
+
+class SchemaVersionError(StoreError):
+    """The store was written by a different catalog schema version than this code reads."""
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the store's writer lock (or DuckDB's file lock) past the timeout."""
+
+
+class DatasetExistsError(StoreError):
+    """A dataset with this name exists and replacement was not requested."""
+
+
+class UnknownDatasetError(StoreError):
+    """No dataset with this name is registered."""
+
+
+class IngestError(StoreError):
+    """Input could not be ingested: malformed line, bad encoding, missing field, empty input."""
+
+
+class QueryError(StoreError):
+    """A SQL query or predicate failed; the message carries DuckDB's explanation."""

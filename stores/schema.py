@@ -1,0 +1,146 @@
+"""Catalog schema: the DuckDB tables every store has, the Parquet shard tables, and their views.
+
+Metadata tables (``meta``, ``runs``, ``datasets``, ``behaviours``, ``curated``, ``shards``) live in
+``catalog.duckdb``. Bulk tables (``samples``, ``scores``, ``self_scores``, ``flags``,
+``curated_drops``) are immutable Parquet shards under ``data/<table>/run=<run_id>/``; the catalog
+exposes each as a view over the shards of *finished* runs, so unfinished or failed work is never
+visible to a reader.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+CATALOG_DDL = """
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY,
+    kind VARCHAR NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    finished_at TIMESTAMP,
+    status VARCHAR NOT NULL,
+    config JSON,
+    versions JSON,
+    seed BIGINT,
+    model_fingerprint VARCHAR,
+    dataset VARCHAR,
+    parent_run VARCHAR,
+    error VARCHAR,
+    pid INTEGER,
+    host VARCHAR
+);
+CREATE TABLE IF NOT EXISTS datasets (
+    name VARCHAR PRIMARY KEY,
+    created_at TIMESTAMP NOT NULL,
+    source VARCHAR,
+    n_samples BIGINT NOT NULL,
+    n_duplicates BIGINT NOT NULL,
+    fields JSON,
+    fingerprint VARCHAR NOT NULL,
+    run_id VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS behaviours (
+    name VARCHAR PRIMARY KEY,
+    dataset VARCHAR NOT NULL,
+    query_ids VARCHAR[],
+    measurement VARCHAR NOT NULL,
+    description VARCHAR,
+    created_at TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS curated (
+    name VARCHAR PRIMARY KEY,
+    parent_dataset VARCHAR NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    filter_runs VARCHAR[],
+    predicate VARCHAR,
+    n_kept BIGINT NOT NULL,
+    n_dropped BIGINT NOT NULL,
+    run_id VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS shards (
+    table_name VARCHAR NOT NULL,
+    run_id VARCHAR NOT NULL,
+    shard INTEGER NOT NULL,
+    path VARCHAR NOT NULL,
+    n_rows BIGINT NOT NULL,
+    bytes BIGINT NOT NULL,
+    created_at TIMESTAMP NOT NULL
+);
+"""
+
+METADATA_TABLES = ("meta", "runs", "datasets", "behaviours", "curated", "shards")
+
+# Fixed schemas of the shard tables. ``samples`` has these leading columns and then the
+# dataset's own fields, so its views union shards by column name.
+SHARD_SCHEMAS: dict[str, pa.Schema] = {
+    "samples": pa.schema(
+        [("dataset", pa.string()), ("sample_id", pa.string()), ("ordinal", pa.int64())]
+    ),
+    "scores": pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("behaviour", pa.string()),
+            ("query_id", pa.string()),
+            ("sample_id", pa.string()),
+            ("score", pa.float32()),
+        ]
+    ),
+    "self_scores": pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("sample_id", pa.string()),
+            ("method", pa.string()),
+            ("score", pa.float32()),
+        ]
+    ),
+    "flags": pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("filter", pa.string()),
+            ("sample_id", pa.string()),
+            ("score", pa.float64()),
+            ("flagged", pa.bool_()),
+            ("reason", pa.string()),
+        ]
+    ),
+    "curated_drops": pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("curated", pa.string()),
+            ("sample_id", pa.string()),
+            ("reason", pa.string()),
+        ]
+    ),
+}
+
+SHARD_TABLES = tuple(SHARD_SCHEMAS)
+OPEN_SCHEMA_TABLES = frozenset({"samples"})  # tables whose shards may carry extra columns
+
+_DUCK_TYPES = {
+    pa.string(): "VARCHAR",
+    pa.large_string(): "VARCHAR",
+    pa.float32(): "FLOAT",
+    pa.float64(): "DOUBLE",
+    pa.int64(): "BIGINT",
+    pa.int32(): "INTEGER",
+    pa.bool_(): "BOOLEAN",
+}
+
+
+def sql_literal(value: str) -> str:
+    """A single-quoted SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def view_sql(table: str, paths: list[str]) -> str:
+    """SELECT statement behind the view of a shard table, given its visible shard paths."""
+    if not paths:
+        cols = ", ".join(
+            f"CAST(NULL AS {_DUCK_TYPES[f.type]}) AS {f.name}" for f in SHARD_SCHEMAS[table]
+        )
+        return f"SELECT {cols} WHERE false"
+    files = ", ".join(sql_literal(p) for p in paths)
+    union = ", union_by_name = true" if table in OPEN_SCHEMA_TABLES else ""
+    return f"SELECT * FROM read_parquet([{files}], hive_partitioning = false{union})"

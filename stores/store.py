@@ -1,0 +1,765 @@
+"""The store: a folder holding ``catalog.duckdb`` and immutable Parquet shards under ``data/``.
+
+Readers open the catalog read-only for the length of one query, so many processes can read at
+once. Writers take the store's writer lock (see :mod:`stores.lock`) and change the catalog in one
+DuckDB transaction; bulk data is written as Parquet shards by atomic rename *before* the catalog
+points at it, so a killed process never leaves a partial table visible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .atomic import _pid_alive, remove_stale_temp_files, write_parquet_atomic
+from .errors import (
+    QueryError,
+    SchemaVersionError,
+    StoreError,
+    StoreLockedError,
+    StoreNotFoundError,
+    UnknownDatasetError,
+)
+from .lock import DEFAULT_TIMEOUT_S, describe_holder, writer_lock
+from .schema import (
+    CATALOG_DDL,
+    METADATA_TABLES,
+    OPEN_SCHEMA_TABLES,
+    SCHEMA_VERSION,
+    SHARD_SCHEMAS,
+    SHARD_TABLES,
+    sql_literal,
+    view_sql,
+)
+
+DEFAULT_STORE = "curation-store"
+CATALOG_NAME = "catalog.duckdb"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+_PART_RE = re.compile(r"^part-(\d+)\.parquet$")
+_VERSIONED_PACKAGES = (
+    "curation",
+    "duckdb",
+    "polars",
+    "pyarrow",
+    "torch",
+    "transformers",
+    "kronfluence",
+)
+
+
+def first_row(rows: list[tuple]) -> tuple | None:
+    """First row of a fully fetched result, or None (DuckDB wants results fetched to the end)."""
+    return rows[0] if rows else None
+
+
+def utcnow() -> datetime:
+    """Current UTC time without tzinfo (the catalog stores naive UTC timestamps)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages a run's results depend on, for the run record."""
+    import platform
+
+    out = {"python": platform.python_version()}
+    for name in _VERSIONED_PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[name] = metadata.version(name)
+    return out
+
+
+def default_store_path() -> Path:
+    """The store used when none is given: ``$CURATION_STORE`` or ``./curation-store``."""
+    return Path(os.environ.get("CURATION_STORE") or DEFAULT_STORE)
+
+
+def validate_name(name: str, what: str = "dataset") -> str:
+    """Check a dataset/behaviour/curated name is safe in paths and SQL; return it."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise StoreError(
+            f"invalid {what} name {name!r}: use 1-128 characters from letters, digits, '_', '.', '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def new_run_id(kind: str) -> str:
+    """A readable, unique run id such as ``ingest-20261128-091502-3fa2c1``."""
+    return f"{kind}-{utcnow():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def to_arrow(data: Any) -> pa.Table:
+    """Accept an Arrow table/batch, polars or pandas DataFrame, or a dict of columns."""
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if isinstance(data, pl.DataFrame):
+        return data.to_arrow()
+    if isinstance(data, Mapping):
+        return pa.table(dict(data))
+    if hasattr(data, "to_arrow"):
+        return data.to_arrow()
+    try:
+        return pa.Table.from_pandas(data, preserve_index=False)
+    except Exception as exc:  # noqa: BLE001 - report what we accept
+        raise StoreError(
+            f"cannot write {type(data).__name__}: expected an Arrow table, polars/pandas "
+            "DataFrame or a dict of columns"
+        ) from exc
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """One Parquet shard on disk: its table, run, index, path (relative to the store) and size."""
+
+    table: str
+    run_id: str
+    shard: int
+    path: str
+    n_rows: int
+    bytes: int
+
+
+class RunHandle:
+    """A run in progress: write its shards, then it is finished (or failed) by the store."""
+
+    def __init__(self, store: Store, run_id: str):
+        self.store = store
+        self.id = run_id
+
+    def write(self, table: str, data: Any, shard: int | None = None) -> ShardInfo:
+        """Write one shard of ``table`` for this run (atomic); see :meth:`Store.write_shard`."""
+        return self.store.write_shard(table, self.id, data, shard=shard)
+
+    def completed_shards(self, table: str) -> set[int]:
+        """Indices of this run's shards of ``table`` already on disk (for resuming)."""
+        return self.store.completed_shards(table, self.id)
+
+    def __repr__(self) -> str:
+        return f"RunHandle({self.id!r})"
+
+
+class Store:
+    """A curation store. Open one with :func:`stores.open`.
+
+    ``sql`` answers read-only SQL as a polars DataFrame; typed helpers write and read runs,
+    datasets, shards, behaviours and flags. Not meant to be shared between threads for writing.
+    """
+
+    def __init__(self, root: Path, lock_timeout: float | None = None):
+        self.root = Path(root).resolve()
+        self.catalog_path = self.root / CATALOG_NAME
+        self.data_dir = self.root / "data"
+        self.lock_timeout = DEFAULT_TIMEOUT_S if lock_timeout is None else lock_timeout
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(
+        cls, path: str | os.PathLike | None = None, *, create: bool = True, lock_timeout: float | None = None
+    ) -> Store:
+        """Open (and, when ``create``, initialise) the store at ``path``; checks its schema version."""
+        root = Path(path) if path is not None else default_store_path()
+        if root.exists() and not root.is_dir():
+            raise StoreError(f"{root} is a file, not a store folder")
+        store = cls(root, lock_timeout=lock_timeout)
+        if not store.catalog_path.exists():
+            if not create:
+                raise StoreNotFoundError(
+                    f"no store at {store.root} (no {CATALOG_NAME}); create one with "
+                    "`curation ingest ...` or stores.open(path, create=True)"
+                )
+            store._initialise()
+        else:
+            store._check_version()
+        return store
+
+    def _initialise(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(exist_ok=True)
+        with self.write() as con:
+            con.execute(CATALOG_DDL)
+            rows = [
+                ("schema_version", str(SCHEMA_VERSION)),
+                ("created_at", utcnow().isoformat(timespec="seconds")),
+                ("created_with", package_versions().get("curation", "?")),
+                ("root", str(self.root)),
+            ]
+            con.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", rows)
+            self._rebuild_views(con, temporary=False)
+
+    def _check_version(self) -> None:
+        with self.connect() as con:
+            tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+            if "meta" not in tables:
+                if not tables:
+                    needs_init = True
+                else:
+                    raise SchemaVersionError(
+                        f"{self.catalog_path} is a DuckDB file but not a curation store (no meta table)"
+                    )
+            else:
+                needs_init = False
+                row = first_row(con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall())
+                found = int(row[0]) if row else None
+                if found != SCHEMA_VERSION:
+                    newer = found is not None and found > SCHEMA_VERSION
+                    raise SchemaVersionError(
+                        f"store {self.root} has catalog schema version {found}; this curation "
+                        f"({package_versions().get('curation', '?')}) reads version {SCHEMA_VERSION}. "
+                        + (
+                            "Upgrade curation to open it."
+                            if newer
+                            else "Re-create the store with this version (ingest again) or use the curation release that wrote it."
+                        )
+                    )
+        if needs_init:  # an initialisation killed before its commit left an empty catalog
+            self._initialise()
+
+    # ------------------------------------------------------------------ connections
+    def _open_duckdb(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            try:
+                return duckdb.connect(str(self.catalog_path), read_only=read_only)
+            except duckdb.ConnectionException as exc:
+                if "different configuration" in str(exc) and read_only:
+                    read_only = False  # this process already has it open for writing: share that
+                    continue
+                raise StoreError(f"cannot open {self.catalog_path}: {exc}") from exc
+            except duckdb.IOException as exc:
+                msg = str(exc)
+                if "lock" not in msg.lower():
+                    raise StoreError(f"cannot open {self.catalog_path}: {msg}") from exc
+                if time.monotonic() >= deadline:
+                    m = re.search(r"held in (.*?) \(PID (\d+)\)", msg)
+                    who = f"pid {m.group(2)} ({m.group(1)})" if m else "another process"
+                    ours = describe_holder(self.root / ".writer.lock")
+                    raise StoreLockedError(
+                        f"store {self.root} is in use by {who}"
+                        + (f"; writer lock: {ours}" if ours != "another process" else "")
+                        + f"; waited {self.lock_timeout:g}s. Close that program or raise CURATION_LOCK_TIMEOUT."
+                    ) from exc
+                time.sleep(0.05)
+
+    @contextlib.contextmanager
+    def connect(self, read_only: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A DuckDB connection to the catalog for the length of the block.
+
+        Read-only by default, so other processes can read at the same time. Inside a
+        :meth:`write` block the writer's connection is returned instead.
+        """
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            yield con
+            return
+        if not read_only:
+            with self.write() as con:
+                yield con
+            return
+        con = self._open_duckdb(read_only=True)
+        try:
+            self._fix_moved_root(con)
+            yield con
+        finally:
+            con.close()
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Hold the writer lock and one catalog transaction for the block (re-entrant).
+
+        Commits when the block ends normally, rolls back on an exception.
+        """
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            yield con
+            return
+        with writer_lock(self.root, self.lock_timeout):
+            con = self._open_duckdb(read_only=False)
+            self._local.con = con
+            self._local.views_dirty = False
+            try:
+                con.begin()
+                yield con
+                if self._local.views_dirty:
+                    self._rebuild_views(con, temporary=False)
+                con.commit()
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    con.rollback()
+                raise
+            finally:
+                self._local.con = None
+                con.close()
+
+    def _fix_moved_root(self, con: duckdb.DuckDBPyConnection) -> None:
+        """The views hold absolute paths; if the store folder moved, shadow them with temp views."""
+        try:
+            row = first_row(con.execute("SELECT value FROM meta WHERE key = 'root'").fetchall())
+        except duckdb.CatalogException:
+            return
+        if row and row[0] != str(self.root):
+            self._rebuild_views(con, temporary=True)
+
+    def _visible_paths(self, con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+        rows = con.execute(
+            """SELECT s.table_name, s.path FROM shards s JOIN runs r USING (run_id)
+               WHERE r.status = 'finished' ORDER BY s.table_name, s.run_id, s.shard"""
+        ).fetchall()
+        out: dict[str, list[str]] = {t: [] for t in SHARD_TABLES}
+        for table, path in rows:
+            out.setdefault(table, []).append(str(self.root / path))
+        return out
+
+    def _rebuild_views(self, con: duckdb.DuckDBPyConnection, temporary: bool) -> None:
+        paths = self._visible_paths(con)
+        kind = "TEMPORARY VIEW" if temporary else "VIEW"
+        for table in SHARD_TABLES:
+            con.execute(f"CREATE OR REPLACE {kind} {table} AS {view_sql(table, paths[table])}")
+        if not temporary:
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('root', ?)", [str(self.root)])
+
+    def _mark_views_dirty(self) -> None:
+        self._local.views_dirty = True
+
+    def refresh_views(self) -> None:
+        """Rebuild the catalog's views (after moving the store folder, for plain DuckDB users)."""
+        with self.write():
+            self._mark_views_dirty()
+
+    # ------------------------------------------------------------------ SQL
+    def sql(self, query: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
+        """Run read-only SQL against the catalog; returns a polars DataFrame."""
+        with self.connect() as con:
+            return _run_query(con, query, params)
+
+    def execute(self, query: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
+        """Run SQL that may modify the catalog, under the writer lock, in one transaction."""
+        with self.write() as con:
+            return _run_query(con, query, params)
+
+    def tables(self) -> pl.DataFrame:
+        """Tables and views of the catalog with their kind and row count."""
+        with self.connect() as con:
+            rows = con.execute(
+                """SELECT table_name, table_type FROM information_schema.tables
+                   WHERE table_schema IN ('main', 'temp') ORDER BY table_name"""
+            ).fetchall()
+            seen: dict[str, str] = {}
+            for name, ttype in rows:
+                seen[name] = "view" if "VIEW" in ttype.upper() else "table"
+            out = []
+            for name, kind in sorted(seen.items()):
+                n = first_row(con.execute(f'SELECT count(*) FROM "{name}"').fetchall())[0]
+                out.append({"name": name, "kind": kind, "rows": n})
+        return pl.DataFrame(out, schema={"name": pl.String, "kind": pl.String, "rows": pl.Int64})
+
+    # ------------------------------------------------------------------ runs
+    def start_run(
+        self,
+        kind: str,
+        *,
+        config: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+        dataset: str | None = None,
+        model_fingerprint: str | None = None,
+        parent_run: str | None = None,
+        run_id: str | None = None,
+    ) -> str:
+        """Record a new run (status ``running``) with its config, versions and seed; returns its id.
+
+        Passing the ``run_id`` of an interrupted or failed run resumes it: its shards on disk
+        are kept and its status returns to ``running``.
+        """
+        run_id = run_id or new_run_id(kind)
+        with self.write() as con:
+            self._mark_dead_runs(con)
+            existing = first_row(con.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchall())
+            if existing:
+                if existing[0] == "finished":
+                    raise StoreError(f"run {run_id} is already finished")
+                if existing[0] == "running":
+                    raise StoreError(f"run {run_id} is running in another live process")
+                con.execute(
+                    "UPDATE runs SET status = 'running', error = NULL, pid = ?, host = ? WHERE run_id = ?",
+                    [os.getpid(), socket.gethostname(), run_id],
+                )
+                return run_id
+            con.execute(
+                """INSERT INTO runs VALUES (?, ?, ?, NULL, 'running', ?, ?, ?, ?, ?, ?, NULL, ?, ?)""",
+                [
+                    run_id,
+                    kind,
+                    utcnow(),
+                    json.dumps(dict(config or {}), default=str, sort_keys=True),
+                    json.dumps(package_versions(), sort_keys=True),
+                    seed,
+                    model_fingerprint,
+                    dataset,
+                    parent_run,
+                    os.getpid(),
+                    socket.gethostname(),
+                ],
+            )
+        return run_id
+
+    def _mark_dead_runs(self, con: duckdb.DuckDBPyConnection) -> None:
+        host = socket.gethostname()
+        rows = con.execute(
+            "SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?", [host]
+        ).fetchall()
+        for run_id, pid in rows:
+            if pid is None or (pid != os.getpid() and not _pid_alive(pid)):
+                con.execute(
+                    "UPDATE runs SET status = 'interrupted', error = 'process died' WHERE run_id = ?",
+                    [run_id],
+                )
+
+    def finish_run(self, run_id: str) -> list[ShardInfo]:
+        """Register the run's shards found on disk and mark it finished, in one transaction."""
+        with self.write() as con:
+            shards = self._register_shards(con, run_id)
+            con.execute(
+                "UPDATE runs SET status = 'finished', finished_at = ? WHERE run_id = ?",
+                [utcnow(), run_id],
+            )
+            self._mark_views_dirty()
+        return shards
+
+    def fail_run(self, run_id: str, error: str) -> None:
+        """Mark a run failed with its error; its shards stay on disk for a resume."""
+        with self.write() as con:
+            con.execute(
+                "UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE run_id = ?",
+                [utcnow(), error[:2000], run_id],
+            )
+
+    @contextlib.contextmanager
+    def run(self, kind: str, **kwargs: Any) -> Iterator[RunHandle]:
+        """Context manager around :meth:`start_run`: finished on success, failed on error."""
+        run_id = self.start_run(kind, **kwargs)
+        handle = RunHandle(self, run_id)
+        try:
+            yield handle
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                self.fail_run(run_id, f"{type(exc).__name__}: {exc}")
+            raise
+        self.finish_run(run_id)
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """One run's record as a dict (config and versions parsed from JSON)."""
+        df = self.sql("SELECT * FROM runs WHERE run_id = ?", [run_id])
+        if df.height == 0:
+            raise StoreError(f"no run {run_id!r} in {self.root}")
+        rec = df.row(0, named=True)
+        for key in ("config", "versions"):
+            if isinstance(rec[key], str):
+                rec[key] = json.loads(rec[key])
+        return rec
+
+    def runs(self, kind: str | None = None) -> pl.DataFrame:
+        """All runs, newest first, optionally of one kind."""
+        if kind:
+            return self.sql("SELECT * FROM runs WHERE kind = ? ORDER BY created_at DESC", [kind])
+        return self.sql("SELECT * FROM runs ORDER BY created_at DESC")
+
+    def delete_run_files(self, run_id: str) -> None:
+        """Remove every shard file a run wrote (used for failed ingests and superseded datasets)."""
+        for table in SHARD_TABLES:
+            shutil.rmtree(self.shard_dir(table, run_id), ignore_errors=True)
+
+    # ------------------------------------------------------------------ shards
+    def shard_dir(self, table: str, run_id: str) -> Path:
+        """Folder holding one run's shards of one table."""
+        _check_table(table)
+        return self.data_dir / table / f"run={run_id}"
+
+    def shard_path(self, table: str, run_id: str, shard: int) -> Path:
+        """Path of one shard file."""
+        return self.shard_dir(table, run_id) / f"part-{shard:05d}.parquet"
+
+    def completed_shards(self, table: str, run_id: str) -> set[int]:
+        """Indices of the shards of ``table`` that ``run_id`` has written (complete files only)."""
+        folder = self.shard_dir(table, run_id)
+        if not folder.is_dir():
+            return set()
+        return {int(m.group(1)) for p in folder.iterdir() if (m := _PART_RE.match(p.name))}
+
+    def write_shard(self, table: str, run_id: str, data: Any, shard: int | None = None) -> ShardInfo:
+        """Write one immutable Parquet shard of ``table`` for ``run_id`` by atomic rename.
+
+        Works from any process without the catalog (workers); the shard becomes visible when the
+        run is finished (:meth:`finish_run` registers every shard found). Missing ``run_id``
+        columns are filled in; columns are checked and cast to the table's schema.
+        """
+        arrow = conform(table, to_arrow(data), run_id)
+        if shard is None:
+            done = self.completed_shards(table, run_id)
+            shard = max(done) + 1 if done else 0
+        path = self.shard_path(table, run_id, shard)
+        size = write_parquet_atomic(arrow, path)
+        return ShardInfo(table, run_id, shard, str(path.relative_to(self.root)), arrow.num_rows, size)
+
+    def _register_shards(self, con: duckdb.DuckDBPyConnection, run_id: str) -> list[ShardInfo]:
+        known = {
+            (t, s) for t, s in con.execute(
+                "SELECT table_name, shard FROM shards WHERE run_id = ?", [run_id]
+            ).fetchall()
+        }
+        found = []
+        for table in SHARD_TABLES:
+            for shard in sorted(self.completed_shards(table, run_id)):
+                if (table, shard) in known:
+                    continue
+                path = self.shard_path(table, run_id, shard)
+                meta = _validated_metadata(table, path)
+                info = ShardInfo(
+                    table, run_id, shard, str(path.relative_to(self.root)),
+                    meta.num_rows, path.stat().st_size,
+                )
+                con.execute(
+                    "INSERT INTO shards VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [table, run_id, shard, info.path, info.n_rows, info.bytes, utcnow()],
+                )
+                found.append(info)
+        return found
+
+    def register_shards(self, run_id: str) -> list[ShardInfo]:
+        """Register shards that other processes wrote for ``run_id`` (validated), without finishing it."""
+        with self.write() as con:
+            return self._register_shards(con, run_id)
+
+    def scan(self, table: str, run_id: str | None = None) -> pl.LazyFrame:
+        """A polars LazyFrame over the visible shards of ``table`` (optionally of one run)."""
+        _check_table(table)
+        query = """SELECT s.path FROM shards s JOIN runs r USING (run_id)
+                   WHERE r.status = 'finished' AND s.table_name = ?"""
+        params: list[Any] = [table]
+        if run_id:
+            query += " AND s.run_id = ?"
+            params.append(run_id)
+        with self.connect() as con:
+            paths = [str(self.root / p) for (p,) in con.execute(query + " ORDER BY s.run_id, s.shard", params).fetchall()]
+        if not paths:
+            return pl.LazyFrame(schema=pl.from_arrow(SHARD_SCHEMAS[table].empty_table()).schema)
+        return pl.scan_parquet(paths, missing_columns="insert", extra_columns="ignore") if table in OPEN_SCHEMA_TABLES else pl.scan_parquet(paths)
+
+    # ------------------------------------------------------------------ typed tables
+    def write_scores(self, run_id: str, data: Any, shard: int | None = None) -> ShardInfo:
+        """Pairwise scores shard: columns behaviour, query_id, sample_id, score."""
+        return self.write_shard("scores", run_id, data, shard)
+
+    def write_self_scores(self, run_id: str, data: Any, shard: int | None = None) -> ShardInfo:
+        """Self-influence / per-sample statistic shard: columns sample_id, method, score."""
+        return self.write_shard("self_scores", run_id, data, shard)
+
+    def write_flags(self, run_id: str, data: Any, shard: int | None = None) -> ShardInfo:
+        """Filter output shard: columns filter, sample_id, score, flagged, reason."""
+        return self.write_shard("flags", run_id, data, shard)
+
+    def read_scores(self, run_id: str | None = None, behaviour: str | None = None) -> pl.DataFrame:
+        """Pairwise scores of finished runs, optionally of one run and/or behaviour."""
+        return self._read_table("scores", run_id=run_id, behaviour=behaviour)
+
+    def read_self_scores(self, run_id: str | None = None, method: str | None = None) -> pl.DataFrame:
+        """Self scores of finished runs, optionally of one run and/or method."""
+        return self._read_table("self_scores", run_id=run_id, method=method)
+
+    def read_flags(self, run_id: str | None = None, filter: str | None = None) -> pl.DataFrame:
+        """Flags of finished runs, optionally of one run and/or filter."""
+        return self._read_table("flags", run_id=run_id, filter=filter)
+
+    def _read_table(self, table: str, **equals: Any) -> pl.DataFrame:
+        conds, params = [], []
+        for col, val in equals.items():
+            if val is not None:
+                conds.append(f'"{col}" = ?')
+                params.append(val)
+        where = f" WHERE {' AND '.join(conds)}" if conds else ""
+        return self.sql(f"SELECT * FROM {table}{where}", params)
+
+    # ------------------------------------------------------------------ behaviours
+    def add_behaviour(
+        self,
+        name: str,
+        dataset: str,
+        measurement: str,
+        query_ids: Iterable[str] | None = None,
+        description: str = "",
+        replace: bool = False,
+    ) -> None:
+        """Register a behaviour: a named query set (sample ids of ``dataset``) and its measurement.
+
+        ``query_ids`` defaults to every sample of the dataset; unknown ids are an error.
+        """
+        validate_name(name, "behaviour")
+        self.dataset_info(dataset)
+        with self.write() as con:
+            files = self._dataset_files(con, dataset)
+            src = f"read_parquet([{', '.join(sql_literal(f) for f in files)}])"
+            if query_ids is None:
+                ids = [r[0] for r in con.execute(f"SELECT sample_id FROM {src} ORDER BY ordinal").fetchall()]
+            else:
+                ids = list(query_ids)
+                con.execute("CREATE OR REPLACE TEMP TABLE _wanted AS SELECT unnest(?::VARCHAR[]) AS sample_id", [ids])
+                missing = con.execute(
+                    f"SELECT sample_id FROM _wanted WHERE sample_id NOT IN (SELECT sample_id FROM {src}) LIMIT 5"
+                ).fetchall()
+                con.execute("DROP TABLE _wanted")
+                if missing:
+                    raise StoreError(
+                        f"behaviour {name!r}: query ids not in dataset {dataset!r}: "
+                        + ", ".join(m[0] for m in missing)
+                    )
+            exists = first_row(con.execute("SELECT 1 FROM behaviours WHERE name = ?", [name]).fetchall())
+            if exists and not replace:
+                raise StoreError(f"behaviour {name!r} exists; pass replace=True to overwrite it")
+            con.execute("DELETE FROM behaviours WHERE name = ?", [name])
+            con.execute(
+                "INSERT INTO behaviours VALUES (?, ?, ?, ?, ?, ?)",
+                [name, dataset, ids, measurement, description, utcnow()],
+            )
+
+    def behaviour(self, name: str) -> dict[str, Any]:
+        """One behaviour's record (name, dataset, query_ids, measurement, description)."""
+        df = self.sql("SELECT * FROM behaviours WHERE name = ?", [name])
+        if df.height == 0:
+            known = self.sql("SELECT name FROM behaviours ORDER BY name")["name"].to_list()
+            raise StoreError(f"no behaviour {name!r}; known: {', '.join(known) or '(none)'}")
+        return df.row(0, named=True)
+
+    # ------------------------------------------------------------------ datasets
+    def datasets(self) -> pl.DataFrame:
+        """Registered datasets (curated ones included), oldest first."""
+        return self.sql("SELECT * FROM datasets ORDER BY created_at")
+
+    def dataset_info(self, name: str) -> dict[str, Any]:
+        """One dataset's record; raises :class:`UnknownDatasetError` listing known names."""
+        df = self.sql("SELECT * FROM datasets WHERE name = ?", [name])
+        if df.height == 0:
+            known = self.sql("SELECT name FROM datasets ORDER BY name")["name"].to_list()
+            raise UnknownDatasetError(
+                f"no dataset {name!r} in {self.root}; known: {', '.join(known) or '(none)'}"
+            )
+        rec = df.row(0, named=True)
+        rec["fields"] = json.loads(rec["fields"]) if isinstance(rec["fields"], str) else rec["fields"]
+        return rec
+
+    def _dataset_files(self, con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
+        rows = con.execute(
+            """SELECT s.path FROM datasets d JOIN shards s ON s.run_id = d.run_id AND s.table_name = 'samples'
+               WHERE d.name = ? ORDER BY s.shard""",
+            [name],
+        ).fetchall()
+        return [str(self.root / p) for (p,) in rows]
+
+    def dataset_files(self, name: str) -> list[str]:
+        """Absolute paths of a dataset's Parquet shards, in sample order."""
+        self.dataset_info(name)
+        with self.connect() as con:
+            return self._dataset_files(con, name)
+
+    def read_samples(self, name: str, columns: Sequence[str] | None = None) -> pl.DataFrame:
+        """A dataset's samples (only its own columns), in ingest order."""
+        files = self.dataset_files(name)
+        lf = pl.scan_parquet(files)
+        if columns:
+            lf = lf.select(list(columns))
+        return lf.collect()
+
+    def drop_dataset(self, name: str) -> None:
+        """Unregister a dataset and delete its shards (its runs stay in the audit trail)."""
+        info = self.dataset_info(name)
+        with self.write() as con:
+            con.execute("DELETE FROM datasets WHERE name = ?", [name])
+            con.execute("DELETE FROM curated WHERE name = ?", [name])
+            con.execute("UPDATE runs SET status = 'superseded' WHERE run_id = ?", [info["run_id"]])
+            self._mark_views_dirty()
+        self.delete_run_files(info["run_id"])
+
+    def cleanup(self) -> int:
+        """Remove temp files left by killed writers; returns how many were removed."""
+        return remove_stale_temp_files(self.data_dir) if self.data_dir.exists() else 0
+
+
+# ---------------------------------------------------------------------- helpers
+def _check_table(table: str) -> None:
+    if table not in SHARD_SCHEMAS:
+        raise StoreError(f"unknown shard table {table!r}; expected one of {', '.join(SHARD_TABLES)}")
+
+
+def conform(table: str, data: pa.Table, run_id: str) -> pa.Table:
+    """Fill ``run_id``, check required columns and cast to the table's schema."""
+    _check_table(table)
+    schema = SHARD_SCHEMAS[table]
+    if "run_id" in schema.names and "run_id" not in data.column_names:
+        data = data.append_column("run_id", pa.array([run_id] * data.num_rows, pa.string()))
+    missing = [n for n in schema.names if n not in data.column_names]
+    if missing:
+        raise StoreError(
+            f"{table} shard is missing column(s) {', '.join(missing)}; got {', '.join(data.column_names)}"
+        )
+    if table in OPEN_SCHEMA_TABLES:
+        extra = [n for n in data.column_names if n not in schema.names]
+        cols = [data.column(n).cast(f.type) for n, f in zip(schema.names, schema)] + [
+            data.column(n) for n in extra
+        ]
+        return pa.table(cols, names=list(schema.names) + extra)
+    extra = [n for n in data.column_names if n not in schema.names]
+    if extra:
+        raise StoreError(f"{table} shard has unexpected column(s) {', '.join(extra)}; expected {', '.join(schema.names)}")
+    try:
+        return data.select(schema.names).cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise StoreError(f"{table} shard does not match schema {schema}: {exc}") from exc
+
+
+def _validated_metadata(table: str, path: Path) -> pq.FileMetaData:
+    try:
+        meta = pq.read_metadata(path)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
+        raise StoreError(f"shard {path} is not a readable Parquet file: {exc}") from exc
+    names = set(meta.schema.to_arrow_schema().names)
+    missing = [n for n in SHARD_SCHEMAS[table].names if n not in names]
+    if missing:
+        raise StoreError(f"shard {path} lacks column(s) {', '.join(missing)} required by table {table}")
+    return meta
+
+
+def _run_query(con: duckdb.DuckDBPyConnection, query: str, params: Sequence[Any] | None) -> pl.DataFrame:
+    try:
+        rel = con.sql(query, params=list(params) if params else None)
+        return pl.DataFrame() if rel is None else rel.pl()
+    except duckdb.Error as exc:
+        msg = str(exc)
+        if "read-only" in msg.lower():
+            msg += " (queries are read-only by default; use --write / Store.execute to modify)"
+        raise QueryError(msg) from exc
+
+
+def metadata_tables() -> tuple[str, ...]:
+    """Names of the catalog's own tables (not Parquet-backed views)."""
+    return METADATA_TABLES
