@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -38,7 +38,7 @@ StoreOpt = Annotated[
 DEFAULT_STORE = Path("curation-store")
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     """Output formats of `curation sql`."""
 
     table = "table"
@@ -52,8 +52,12 @@ def _open(store: Path, create: bool = False) -> stores.Store:
 
 
 def _print_frame(df: pl.DataFrame, max_rows: int) -> None:
-    with pl.Config(tbl_rows=max_rows, tbl_cols=-1, fmt_str_lengths=60, tbl_width_chars=160):
-        out.print(str(df), markup=False, highlight=False)
+    with pl.Config(
+        tbl_rows=max_rows, tbl_cols=-1, fmt_str_lengths=60, tbl_width_chars=160, tbl_hide_dataframe_shape=True
+    ):
+        out.print(str(df), markup=False, highlight=False, soft_wrap=True)
+    shown = f", first {max_rows} shown" if df.height > max_rows else ""
+    out.print(f"({df.height:,} row{'s' if df.height != 1 else ''}{shown})", style="dim")
 
 
 @app.command()

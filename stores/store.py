@@ -724,7 +724,7 @@ def conform(table: str, data: pa.Table, run_id: str) -> pa.Table:
         )
     if table in OPEN_SCHEMA_TABLES:
         extra = [n for n in data.column_names if n not in schema.names]
-        cols = [data.column(n).cast(f.type) for n, f in zip(schema.names, schema)] + [
+        cols = [data.column(n).cast(f.type) for n, f in zip(schema.names, schema, strict=True)] + [
             data.column(n) for n in extra
         ]
         return pa.table(cols, names=list(schema.names) + extra)

@@ -1,0 +1,5 @@
+"""`python -m curation` runs the CLI."""
+
+from curation.cli import main
+
+main()
