@@ -1,0 +1,274 @@
+"""Shared helpers for the benchmark scripts: machine info, child-process RSS, tables, JSON.
+
+Peak RSS of a child is read from the child's own ``/proc/self/status`` (``VmHWM``), not from
+``getrusage``: on Linux a child's ``ru_maxrss`` (RUSAGE_SELF in the child, RUSAGE_CHILDREN or
+``wait4`` in the parent) starts at the parent's peak RSS, because ``execve`` folds the RSS high-water
+mark of the replaced address space into the process's ``maxrss``. A parent that has generated
+data would therefore inflate every child's number. ``VmHWM`` belongs to the new address space
+only. The parent also polls the child's RSS with psutil as a cross-check.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+RESULTS_DIR = BENCH_DIR / "results"
+WORK_DIR = BENCH_DIR / "work"
+
+
+# ---------------------------------------------------------------------- machine info
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def _git_commit() -> dict[str, Any]:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        return {"commit": commit, "dirty": bool(dirty)}
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU, memory, OS, Python and package versions, git commit: recorded in every result file."""
+    import psutil
+
+    versions = {}
+    for name in ("duckdb", "polars", "pyarrow", "numpy", "psutil", "curation"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_count_usable": usable,
+        "cpu_model": _cpu_model(),
+        "memory_total_gb": round(psutil.virtual_memory().total / 2**30, 2),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "python_executable": sys.executable,
+        "versions": versions,
+        "git": _git_commit(),
+        "hostname": platform.node(),
+    }
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------------- memory
+def proc_status_kb() -> dict[str, int]:
+    """``VmHWM`` (peak RSS of this address space) and ``VmRSS`` of this process, in KiB."""
+    out: dict[str, int] = {}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmHWM", "VmRSS"):
+                out[key] = int(value.split()[0])
+    except OSError:
+        pass
+    return out
+
+
+def ru_maxrss_kb() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+class _RssPoller(threading.Thread):
+    """Samples the summed RSS of a process and its descendants until stopped."""
+
+    def __init__(self, pid: int, interval: float = 0.02):
+        super().__init__(daemon=True)
+        self.pid, self.interval = pid, interval
+        self.peak = 0
+        self.samples = 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        try:
+            proc = psutil.Process(self.pid)
+        except psutil.Error:
+            return
+        while not self._stop_event.is_set():
+            try:
+                procs = [proc, *proc.children(recursive=True)]
+                rss = 0
+                for p in procs:
+                    try:
+                        rss += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+                self.peak = max(self.peak, rss)
+                self.samples += 1
+            except psutil.Error:
+                break
+            self._stop_event.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=5)
+
+
+def run_child(args: list[str], log_path: Path) -> dict[str, Any]:
+    """Run ``python <args>`` as a child; it must print one JSON object as its last stdout line.
+
+    Returns that object plus ``parent``: wall seconds, psutil-polled peak RSS (bytes) and the
+    ``wait4`` ru_maxrss (KiB; inflated by this process's own peak, see the module docstring).
+    """
+    cmd = [sys.executable, *args]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as log:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env)
+        poller = _RssPoller(proc.pid)
+        poller.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            poller.stop()
+            raise
+        wall = time.perf_counter() - t0
+        poller.stop()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    text = log_path.read_text()
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"child failed (exit {proc.returncode}): {' '.join(cmd)}\n--- output ---\n{text[-4000:]}"
+        )
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    try:
+        result = json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError) as exc:
+        raise RuntimeError(f"child printed no JSON result: {' '.join(cmd)}\n{text[-4000:]}") from exc
+    result["parent"] = {
+        "wall_s": wall,
+        "polled_peak_rss_bytes": poller.peak,
+        "polled_samples": poller.samples,
+        "wait4_ru_maxrss_kb": usage.ru_maxrss,
+    }
+    return result
+
+
+# ---------------------------------------------------------------------- files
+def dir_bytes(path: Path) -> int:
+    """Total size of the files under ``path`` (or of the file itself)."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def fresh_dir(path: Path) -> Path:
+    """Empty folder at ``path`` (removed first if it exists)."""
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
+def remove_work(path: Path, keep: bool) -> None:
+    """Delete a script's work folder (and ``bench/work`` if it is then empty) unless ``keep``."""
+    if keep:
+        print(f"work data kept in {path}")
+        return
+    shutil.rmtree(path, ignore_errors=True)
+    try:
+        path.parent.rmdir()
+    except OSError:
+        pass
+
+
+def write_result(path: Path, result: dict[str, Any]) -> None:
+    """Write the result JSON (pretty, stable key order) via a temp file and rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(result, indent=2, sort_keys=False, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def rel(path: Path) -> str:
+    """Path relative to the repository root when possible (for readable JSON)."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+# ---------------------------------------------------------------------- output
+def print_table(title: str, headers: list[str], rows: list[list[Any]]) -> None:
+    """Print a table with rich (plain text layout, right-aligned numbers)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", box=None, header_style="bold", pad_edge=False)
+    for i, h in enumerate(headers):
+        table.add_column(h, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*[fmt(v) for v in row])
+    Console(width=max(100, shutil.get_terminal_size((120, 20)).columns)).print(table)
+    print()
+
+
+def fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        if v == 0:
+            return "0"
+        if abs(v) >= 1000:
+            return f"{v:,.0f}"
+        if abs(v) >= 10:
+            return f"{v:.1f}"
+        if abs(v) >= 0.01:
+            return f"{v:.3f}"
+        return f"{v:.2g}"
+    return str(v)
+
+
+def mb(n_bytes: float | None) -> float | None:
+    return None if n_bytes is None else n_bytes / 1e6
+
+
+def mib_from_kb(kb: float | None) -> float | None:
+    return None if kb is None else kb / 1024
