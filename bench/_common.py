@@ -47,7 +47,10 @@ def _git_commit() -> dict[str, Any]:
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         return {"commit": commit, "dirty": bool(dirty)}
     except (OSError, subprocess.CalledProcessError):
@@ -176,7 +179,9 @@ def run_child(args: list[str], log_path: Path) -> dict[str, Any]:
     try:
         result = json.loads(lines[-1])
     except (IndexError, json.JSONDecodeError) as exc:
-        raise RuntimeError(f"child printed no JSON result: {' '.join(cmd)}\n{text[-4000:]}") from exc
+        raise RuntimeError(
+            f"child printed no JSON result: {' '.join(cmd)}\n{text[-4000:]}"
+        ) from exc
     result["parent"] = {
         "wall_s": wall,
         "polled_peak_rss_bytes": poller.peak,
@@ -237,7 +242,8 @@ def print_table(title: str, headers: list[str], rows: list[list[Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left", box=None, header_style="bold", pad_edge=False)
+    print(title)
+    table = Table(box=None, header_style="bold", pad_edge=False)
     for i, h in enumerate(headers):
         table.add_column(h, justify="left" if i == 0 else "right")
     for row in rows:
@@ -258,9 +264,13 @@ def fmt(v: Any) -> str:
             return "0"
         if abs(v) >= 1000:
             return f"{v:,.0f}"
+        if abs(v) >= 100:
+            return f"{v:.0f}"
         if abs(v) >= 10:
             return f"{v:.1f}"
-        if abs(v) >= 0.01:
+        if abs(v) >= 1:
+            return f"{v:.2f}"
+        if abs(v) >= 0.001:
             return f"{v:.3f}"
         return f"{v:.2g}"
     return str(v)

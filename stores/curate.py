@@ -15,7 +15,6 @@ import pyarrow as pa
 
 from .errors import DatasetExistsError, QueryError, StoreError
 from .export import dataset_relation
-from .ids import sql_dedup_key
 from .ingest import DEFAULT_BATCH_ROWS, discard_dead_runs, register_dataset, write_dataset_shards
 from .progress import RowProgress
 from .schema import sql_literal
@@ -110,7 +109,7 @@ def curate(
             )
             params = {"runs": runs} | ({"filters": list(filters)} if filters else {})
             kept_sql = (
-                f"SELECT * EXCLUDE (dataset, ordinal, _flag_reason, _keep), {sql_dedup_key()} AS _key "
+                "SELECT * EXCLUDE (dataset, ordinal, _flag_reason, _keep) "
                 f"FROM ({base}) WHERE _flag_reason IS NULL AND _keep ORDER BY ordinal"
             )
             pred_reason = sql_literal(f"excluded by predicate: {where}") if where else "NULL"

@@ -16,6 +16,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import DatasetExistsError, IngestError, StoreError
-from .ids import ROLES, quote_ident, sql_dedup_key, sql_sample_id
+from .ids import ROLES, quote_ident, sql_sample_id
 from .progress import RowProgress
 from .schema import sql_literal
 from .store import Store, first_row, utcnow, validate_name
@@ -34,6 +35,7 @@ from .store import Store, first_row, utcnow, validate_name
 FORMATS = ("jsonl", "parquet", "csv", "hf")
 RESERVED = ("dataset", "sample_id", "ordinal")
 DEFAULT_BATCH_ROWS = 250_000
+LONG_TEXT = ("text", "prompt", "completion")  # min/max statistics of these cost time and help no query
 
 
 @dataclass
@@ -264,6 +266,30 @@ def resolve_roles(
 
 
 # ---------------------------------------------------------------------- dedup
+def id_keys(ids: pa.Array) -> tuple[np.ndarray, bytes]:
+    """64-bit integer prefixes of 32-hex-digit sample ids, and the ids' concatenated bytes."""
+    ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    n = len(ids)
+    offsets = np.frombuffer(ids.buffers()[1], dtype=np.int32)[ids.offset : ids.offset + n + 1]
+    raw = np.frombuffer(ids.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    if raw.size != 32 * n:
+        raise StoreError("sample ids must be 32 hex digits")
+    prefix = raw.reshape(n, 32)[:, :16].tobytes().decode("ascii")
+    return np.frombuffer(bytes.fromhex(prefix), dtype=">u8").astype(np.uint64), raw.tobytes()
+
+
+def dictionary_columns(table: pa.Table, max_ratio: float = 0.2) -> list[str]:
+    """Columns worth dictionary-encoding: few distinct values (trying it on unique text is slow)."""
+    sample = table.slice(0, 10_000)
+    out = []
+    for name, col in zip(sample.column_names, sample.columns, strict=True):
+        if name in ("sample_id", "ordinal"):
+            continue
+        if name == "dataset" or pc.count_distinct(col).as_py() <= max_ratio * max(len(col), 1):
+            out.append(name)
+    return out
+
+
 class _DuplicateTracker:
     """Finds exact duplicates by the first 64 bits of their id; memory is 8 bytes per unique row."""
 
@@ -272,15 +298,19 @@ class _DuplicateTracker:
 
     def mark(self, keys: np.ndarray) -> np.ndarray:
         """Boolean mask of rows in ``keys`` already seen (earlier or earlier in this batch)."""
-        uniq, first = np.unique(keys, return_index=True)
-        dup = np.ones(len(keys), dtype=bool)
-        dup[first] = False
+        order = np.argsort(keys, kind="stable")  # stable: the first of equal keys stays first
+        ordered = keys[order]
+        first = np.ones(len(keys), dtype=bool)
+        first[1:] = ordered[1:] != ordered[:-1]
         if len(self.seen):
-            pos = np.searchsorted(self.seen, keys).clip(max=len(self.seen) - 1)
-            dup |= self.seen[pos] == keys
-            upos = np.searchsorted(self.seen, uniq).clip(max=len(self.seen) - 1)
-            uniq = uniq[self.seen[upos] != uniq]
-        self.seen = np.sort(np.concatenate([self.seen, uniq]), kind="stable")
+            pos = np.searchsorted(self.seen, ordered).clip(max=len(self.seen) - 1)
+            fresh = first & (self.seen[pos] != ordered)
+        else:
+            fresh = first
+        dup = np.empty(len(keys), dtype=bool)
+        dup[order] = ~fresh
+        # both inputs are sorted, so the stable sort (timsort) is a linear merge
+        self.seen = np.sort(np.concatenate([self.seen, ordered[fresh]]), kind="stable")
         return dup
 
 
@@ -297,60 +327,73 @@ def write_dataset_shards(
     progress: RowProgress | None = None,
     source_label: str = "input",
 ) -> tuple[int, int, int, str]:
-    """Write ``samples`` shards for a dataset from batches carrying ``sample_id`` and ``_key``.
+    """Write ``samples`` shards for a dataset from batches that start with a ``sample_id`` column.
 
     Adds the ``dataset`` and contiguous ``ordinal`` columns, counts (and optionally drops) exact
-    duplicates, and checks ``required`` columns have no nulls. Returns (rows read, rows written,
-    duplicates, fingerprint).
+    duplicates, and checks ``required`` columns have no nulls. Shards are written by a
+    background thread while the next batches are read. Returns (rows read, rows written,
+    duplicates, fingerprint of the ordered ids).
     """
     tracker = _DuplicateTracker()
     fingerprint = hashlib.sha256()
     n_read = n_written = n_dup = 0
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
-    shard = 0
+    in_flight: list[Future] = []
 
-    def flush() -> None:
-        nonlocal pending, pending_rows, shard, n_written
+    n_shards = 0
+
+    def flush(pool: ThreadPoolExecutor) -> None:
+        nonlocal pending, pending_rows, n_written, n_shards
         if not pending:
             return
         table = pa.Table.from_batches(pending)
         n = table.num_rows
-        ordinal = pa.array(np.arange(n_written, n_written + n, dtype=np.int64))
-        table = table.drop_columns(["_key"])
-        table = table.add_column(0, "ordinal", ordinal)
+        table = table.add_column(1, "ordinal", pa.array(np.arange(n_written, n_written + n, dtype=np.int64)))
         table = table.add_column(0, "dataset", pa.array([dataset] * n, pa.string()))
-        cols = ["dataset", "sample_id", "ordinal"] + [c for c in table.column_names if c not in RESERVED]
-        table = table.select(cols)
-        fingerprint.update("".join(table.column("sample_id").to_pylist()).encode())
-        store.write_shard("samples", run_id, table, shard=shard)
+        while len(in_flight) >= 2:  # bound memory: at most two shards being written at once
+            in_flight.pop(0).result()
+        in_flight.append(
+            pool.submit(
+                store.write_shard, "samples", run_id, table, n_shards,
+                compression="snappy", use_dictionary=dictionary_columns(table),
+                write_statistics=[c for c in table.column_names if c not in LONG_TEXT],
+            )
+        )
         n_written += n
-        shard += 1
+        n_shards += 1
         pending, pending_rows = [], 0
 
-    for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        for col in required:
-            nulls = batch.column(col).null_count
-            if nulls:
-                first = int(np.flatnonzero(pc.is_null(batch.column(col)).to_numpy(zero_copy_only=False))[0])
-                raise IngestError(
-                    f"{source_label}: record {n_read + first + 1} has no value for {col!r}; "
-                    "every sample needs one"
-                )
-        dup = tracker.mark(batch.column("_key").to_numpy())
-        n_dup += int(dup.sum())
-        n_read += batch.num_rows
-        if drop_duplicates and dup.any():
-            batch = batch.filter(pa.array(~dup))
-        pending.append(batch)
-        pending_rows += batch.num_rows
-        if progress:
-            progress.advance(len(dup))
-        if pending_rows >= batch_rows:
-            flush()
-    flush()
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="shard-writer") as pool:
+        try:
+            for batch in batches:
+                if batch.num_rows == 0:
+                    continue
+                for col in required:
+                    if batch.column(col).null_count:
+                        first = int(np.flatnonzero(pc.is_null(batch.column(col)).to_numpy(zero_copy_only=False))[0])
+                        raise IngestError(
+                            f"{source_label}: record {n_read + first + 1} has no value for {col!r}; "
+                            "every sample needs one"
+                        )
+                keys, raw_ids = id_keys(batch.column("sample_id"))
+                dup = tracker.mark(keys)
+                n_dup += int(dup.sum())
+                n_read += batch.num_rows
+                if drop_duplicates and dup.any():
+                    batch = batch.filter(pa.array(~dup))
+                    raw_ids = id_keys(batch.column("sample_id"))[1]
+                fingerprint.update(raw_ids)
+                pending.append(batch)
+                pending_rows += batch.num_rows
+                if progress:
+                    progress.advance(len(dup))
+                if pending_rows >= batch_rows:
+                    flush(pool)
+            flush(pool)
+        finally:
+            for fut in in_flight:
+                fut.result()
     return n_read, n_written, n_dup, fingerprint.hexdigest()
 
 
@@ -409,7 +452,7 @@ def ingest(
     drop_duplicates: bool = False,
     replace: bool = False,
     batch_rows: int = DEFAULT_BATCH_ROWS,
-    memory_limit: str = "1GB",
+    memory_limit: str = "512MB",
     progress: bool = False,
 ) -> IngestResult:
     """Ingest a file or folder as dataset ``dataset``; see the module docstring for guarantees."""
@@ -529,8 +572,7 @@ def _ingest_once(
         fields.append({"name": out, "role": None, "source": col, "type": types[col]})
 
     inner = f"SELECT {', '.join(select)} FROM {source.relation_sql(full_sample)}"
-    query = f"SELECT *, {sql_dedup_key()} AS _key FROM ({inner})"
-    reader = source.con.sql(query).to_arrow_reader(min(batch_rows, 100_000))
+    reader = source.con.sql(inner).to_arrow_reader(batch_rows)
     required = tuple(r for r in ("text", "prompt", "completion") if r in roles)
     with RowProgress(f"ingest {dataset}", enabled=progress) as bar:
         n_read, n_written, n_dup, fingerprint = write_dataset_shards(

@@ -41,7 +41,6 @@ from .errors import (
 from .lock import DEFAULT_TIMEOUT_S, describe_holder, writer_lock
 from .schema import (
     CATALOG_DDL,
-    METADATA_TABLES,
     OPEN_SCHEMA_TABLES,
     SCHEMA_VERSION,
     SHARD_SCHEMAS,
@@ -508,19 +507,22 @@ class Store:
             return set()
         return {int(m.group(1)) for p in folder.iterdir() if (m := _PART_RE.match(p.name))}
 
-    def write_shard(self, table: str, run_id: str, data: Any, shard: int | None = None) -> ShardInfo:
+    def write_shard(
+        self, table: str, run_id: str, data: Any, shard: int | None = None, **parquet_options: Any
+    ) -> ShardInfo:
         """Write one immutable Parquet shard of ``table`` for ``run_id`` by atomic rename.
 
         Works from any process without the catalog (workers); the shard becomes visible when the
         run is finished (:meth:`finish_run` registers every shard found). Missing ``run_id``
         columns are filled in; columns are checked and cast to the table's schema.
+        ``parquet_options`` go to ``pyarrow.parquet.write_table`` (default zstd compression).
         """
         arrow = conform(table, to_arrow(data), run_id)
         if shard is None:
             done = self.completed_shards(table, run_id)
             shard = max(done) + 1 if done else 0
         path = self.shard_path(table, run_id, shard)
-        size = write_parquet_atomic(arrow, path)
+        size = write_parquet_atomic(arrow, path, **parquet_options)
         return ShardInfo(table, run_id, shard, str(path.relative_to(self.root)), arrow.num_rows, size)
 
     def _register_shards(self, con: duckdb.DuckDBPyConnection, run_id: str) -> list[ShardInfo]:
@@ -564,8 +566,10 @@ class Store:
         with self.connect() as con:
             paths = [str(self.root / p) for (p,) in con.execute(query + " ORDER BY s.run_id, s.shard", params).fetchall()]
         if not paths:
-            return pl.LazyFrame(schema=pl.from_arrow(SHARD_SCHEMAS[table].empty_table()).schema)
-        return pl.scan_parquet(paths, missing_columns="insert", extra_columns="ignore") if table in OPEN_SCHEMA_TABLES else pl.scan_parquet(paths)
+            return pl.from_arrow(SHARD_SCHEMAS[table].empty_table()).lazy()
+        if table in OPEN_SCHEMA_TABLES:  # datasets differ in columns: align on the first one's
+            return pl.scan_parquet(paths, missing_columns="insert", extra_columns="ignore")
+        return pl.scan_parquet(paths)
 
     # ------------------------------------------------------------------ typed tables
     def write_scores(self, run_id: str, data: Any, shard: int | None = None) -> ShardInfo:
@@ -759,7 +763,3 @@ def _run_query(con: duckdb.DuckDBPyConnection, query: str, params: Sequence[Any]
             msg += " (queries are read-only by default; use --write / Store.execute to modify)"
         raise QueryError(msg) from exc
 
-
-def metadata_tables() -> tuple[str, ...]:
-    """Names of the catalog's own tables (not Parquet-backed views)."""
-    return METADATA_TABLES

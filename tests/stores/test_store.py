@@ -52,6 +52,9 @@ def test_shards_visible_only_when_run_finished(store: stores.Store) -> None:
     assert df.height == 15 and set(df["run_id"]) == {run_id}
     assert df.schema["score"] == pl.Float32
     assert store.read_scores(behaviour="c").height == 5
+    lazy = store.scan("scores", run_id).filter(pl.col("behaviour") == "b").collect()
+    assert lazy.height == 10 and lazy.columns == df.columns
+    assert store.scan("flags").collect().height == 0
     run = store.get_run(run_id)
     assert run["seed"] == 7 and run["config"] == {"strategy": "ekfac"} and run["status"] == "finished"
 
