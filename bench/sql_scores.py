@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import statistics
 import sys
 import time
@@ -44,7 +43,6 @@ from _common import (  # noqa: E402
 from _sql_child import QUERIES  # noqa: E402
 
 import stores  # noqa: E402
-from stores.atomic import temp_path_for  # noqa: E402
 from stores.schema import SHARD_SCHEMAS, sql_literal  # noqa: E402
 
 TARGET_SECONDS = 2.0
@@ -93,18 +91,12 @@ def build_store(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         for k, q0 in enumerate(range(0, args.queries, args.queries_per_shard)):
             q1 = min(q0 + args.queries_per_shard, args.queries)
             target = store.shard_path("scores", run_id, k)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = temp_path_for(target)
             t0 = time.perf_counter()
-            try:
+            with store.shard_target("scores", run_id, k) as tmp:
                 con.execute(
                     f"COPY ({shard_sql(run_id, args.behaviour, args.samples, q0, q1, args.seed)}) "
                     f"TO {sql_literal(str(tmp))} (FORMAT parquet, COMPRESSION {args.compression})"
                 )
-                os.replace(tmp, target)
-            finally:
-                if tmp.exists():
-                    tmp.unlink()
             seconds = time.perf_counter() - t0
             meta = pq.read_metadata(target)
             shards.append(

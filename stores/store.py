@@ -29,7 +29,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .atomic import _pid_alive, remove_stale_temp_files, write_parquet_atomic
+from .atomic import _pid_alive, atomic_path, remove_stale_temp_files, write_parquet_atomic
 from .errors import (
     QueryError,
     SchemaVersionError,
@@ -525,6 +525,16 @@ class Store:
         size = write_parquet_atomic(arrow, path, **parquet_options)
         return ShardInfo(table, run_id, shard, str(path.relative_to(self.root)), arrow.num_rows, size)
 
+    @contextlib.contextmanager
+    def shard_target(self, table: str, run_id: str, shard: int) -> Iterator[Path]:
+        """Yield a temp path for a worker to write one shard with any tool (DuckDB COPY, Spark...).
+
+        On success the file is renamed into place atomically; it is validated when the run is
+        registered or finished. On error nothing appears.
+        """
+        with atomic_path(self.shard_path(table, run_id, shard)) as tmp:
+            yield tmp
+
     def _register_shards(self, con: duckdb.DuckDBPyConnection, run_id: str) -> list[ShardInfo]:
         known = {
             (t, s) for t, s in con.execute(
@@ -741,15 +751,28 @@ def conform(table: str, data: pa.Table, run_id: str) -> pa.Table:
         raise StoreError(f"{table} shard does not match schema {schema}: {exc}") from exc
 
 
+def _same_type(found: pa.DataType, wanted: pa.DataType) -> bool:
+    if pa.types.is_string(wanted) or pa.types.is_large_string(wanted):
+        return pa.types.is_string(found) or pa.types.is_large_string(found) or pa.types.is_string_view(found)
+    return found == wanted
+
+
 def _validated_metadata(table: str, path: Path) -> pq.FileMetaData:
     try:
         meta = pq.read_metadata(path)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
         raise StoreError(f"shard {path} is not a readable Parquet file: {exc}") from exc
-    names = set(meta.schema.to_arrow_schema().names)
-    missing = [n for n in SHARD_SCHEMAS[table].names if n not in names]
+    found = meta.schema.to_arrow_schema()
+    missing = [f.name for f in SHARD_SCHEMAS[table] if f.name not in found.names]
     if missing:
         raise StoreError(f"shard {path} lacks column(s) {', '.join(missing)} required by table {table}")
+    wrong = [
+        f"{f.name} is {found.field(f.name).type}, expected {f.type}"
+        for f in SHARD_SCHEMAS[table]
+        if not _same_type(found.field(f.name).type, f.type)
+    ]
+    if wrong:
+        raise StoreError(f"shard {path} has the wrong column types for table {table}: {'; '.join(wrong)}")
     return meta
 
 

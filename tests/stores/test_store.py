@@ -188,3 +188,24 @@ def test_drop_dataset_removes_files(tmp_path: Path, store: stores.Store) -> None
     store.drop_dataset("x")
     assert store.datasets().height == 0 and not store.shard_dir("samples", res.run_id).exists()
     assert store.get_run(res.run_id)["status"] == "superseded"
+
+
+def test_shard_target_lets_other_tools_write_shards(store: stores.Store) -> None:
+    run_id = store.start_run("attribute")
+    con = duckdb.connect()
+    select = (
+        "SELECT ? AS run_id, 'b' AS behaviour, 'q' AS query_id, 's' || i AS sample_id, "
+        "i::{} AS score FROM range(5) t(i)"
+    )
+    with store.shard_target("scores", run_id, 0) as tmp:
+        con.execute(f"COPY ({select.format('DOUBLE')}) TO '{tmp}' (FORMAT parquet)", [run_id])
+    with pytest.raises(StoreError, match="score is double, expected float"):
+        store.finish_run(run_id)
+    with store.shard_target("scores", run_id, 0) as tmp:
+        con.execute(f"COPY ({select.format('FLOAT')}) TO '{tmp}' (FORMAT parquet)", [run_id])
+    with pytest.raises(RuntimeError), store.shard_target("scores", run_id, 1) as tmp:
+        tmp.write_text("half a file")
+        raise RuntimeError("worker died")
+    assert store.completed_shards("scores", run_id) == {0}
+    store.finish_run(run_id)
+    assert store.read_scores(run_id)["score"].sum() == 10
