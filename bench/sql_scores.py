@@ -57,20 +57,37 @@ def query_id(q: int) -> str:
     return hashlib.sha256(f"query-{q}".encode()).hexdigest()[:32]
 
 
-def shard_sql(run_id: str, behaviour: str, n_samples: int, q0: int, q1: int, seed: int) -> str:
-    """SELECT producing the scores of queries q0..q1-1 against every sample, query-major.
+def shard_sql(run_id: str, behaviour: str, args: argparse.Namespace, k: int) -> str:
+    """SELECT producing shard ``k`` of the scores table.
 
+    ``train-shards`` (default, what the engine writes): shard k holds a block of training samples
+    against every query, sample-major (a sample's scores for all queries are adjacent).
+    ``query-shards``: shard k holds a block of queries against every sample, query-major.
     sample_id = sha256(str(i))[:32]; query_id = sha256('query-<q>')[:32]; score is a float32 in
     [-1, 1) from DuckDB's hash() of (row, seed), deterministic for a given DuckDB version.
     """
-    qids = "[" + ", ".join(sql_literal(query_id(q)) for q in range(q0, q1)) + "]"
+    n, nq = args.samples, args.queries
+    qids = "[" + ", ".join(sql_literal(query_id(q)) for q in range(nq)) + "]"
+    if args.layout == "train-shards":
+        s0, s1 = k * args.samples_per_shard, min((k + 1) * args.samples_per_shard, n)
+        rows, sample, query = f"range({s0 * nq}, {s1 * nq})", f"r // {nq}", f"r % {nq}"
+    else:
+        q0, q1 = k * args.queries_per_shard, min((k + 1) * args.queries_per_shard, nq)
+        rows, sample, query = f"range({q0 * n}, {q1 * n})", f"r % {n}", f"r // {n}"
     return f"""
         SELECT {sql_literal(run_id)}::VARCHAR AS run_id,
                {sql_literal(behaviour)}::VARCHAR AS behaviour,
-               ({qids})[1 + (r // {n_samples} - {q0})::BIGINT] AS query_id,
-               sha256((r % {n_samples})::VARCHAR)[:32] AS sample_id,
-               ((hash(r, {seed}) % 16777216)::DOUBLE / 8388608 - 1)::FLOAT AS score
-        FROM range({q0 * n_samples}, {q1 * n_samples}) t(r)"""
+               ({qids})[1 + ({query})::BIGINT] AS query_id,
+               sha256(({sample})::VARCHAR)[:32] AS sample_id,
+               ((hash(r, {args.seed}) % 16777216)::DOUBLE / 8388608 - 1)::FLOAT AS score
+        FROM {rows} t(r)"""
+
+
+def n_shards(args: argparse.Namespace) -> int:
+    """How many shards the chosen layout makes."""
+    if args.layout == "train-shards":
+        return -(-args.samples // args.samples_per_shard)
+    return -(-args.queries // args.queries_per_shard)
 
 
 def build_store(args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -80,6 +97,8 @@ def build_store(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "samples": args.samples,
         "queries": args.queries,
         "queries_per_shard": args.queries_per_shard,
+        "samples_per_shard": args.samples_per_shard,
+        "layout": args.layout,
     }
     run_id = store.start_run("attribute", config=config, seed=args.seed)
     con = duckdb.connect()
@@ -88,13 +107,12 @@ def build_store(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     shards = []
     t_all = time.perf_counter()
     try:
-        for k, q0 in enumerate(range(0, args.queries, args.queries_per_shard)):
-            q1 = min(q0 + args.queries_per_shard, args.queries)
+        for k in range(n_shards(args)):
             target = store.shard_path("scores", run_id, k)
             t0 = time.perf_counter()
             with store.shard_target("scores", run_id, k) as tmp:
                 con.execute(
-                    f"COPY ({shard_sql(run_id, args.behaviour, args.samples, q0, q1, args.seed)}) "
+                    f"COPY ({shard_sql(run_id, args.behaviour, args, k)}) "
                     f"TO {sql_literal(str(tmp))} (FORMAT parquet, COMPRESSION {args.compression})"
                 )
             seconds = time.perf_counter() - t0
@@ -102,7 +120,6 @@ def build_store(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             shards.append(
                 {
                     "shard": k,
-                    "queries": [q0, q1],
                     "rows": meta.num_rows,
                     "row_groups": meta.num_row_groups,
                     "bytes": target.stat().st_size,
@@ -110,7 +127,7 @@ def build_store(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 }
             )
             print(
-                f"  shard {k}: queries {q0}-{q1 - 1}, {meta.num_rows:,} rows, "
+                f"  shard {k} ({args.layout}): {meta.num_rows:,} rows, "
                 f"{target.stat().st_size / 1e6:,.0f} MB, {seconds:.1f} s"
             )
     except BaseException:
@@ -173,6 +190,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--queries", type=int, default=100, help="distinct query ids (default 100)")
     p.add_argument(
         "--queries-per-shard", type=int, default=10, help="queries per Parquet shard (default 10)"
+    )
+    p.add_argument(
+        "--samples-per-shard",
+        type=int,
+        default=100_000,
+        help="training samples per shard with --layout train-shards (default 100,000)",
+    )
+    p.add_argument(
+        "--layout",
+        choices=("train-shards", "query-shards"),
+        default="train-shards",
+        help="train-shards: shards of training samples, sample-major rows, as the engine writes "
+        "them (default); query-shards: shards of queries, query-major rows",
     )
     p.add_argument(
         "--repeats", type=int, default=3, help="warm runs after the cold one (default 3)"

@@ -62,6 +62,26 @@ def write_parquet_atomic(table: pa.Table, target: Path | str, **kwargs) -> int:
     return Path(target).stat().st_size
 
 
+def write_parquet_atomic_duckdb(table: pa.Table, target: Path | str, compression: str = "zstd") -> int:
+    """Like :func:`write_parquet_atomic`, but with DuckDB's Parquet writer.
+
+    DuckDB reads its own files faster (smaller row groups, dictionary pages it can keep as
+    dictionary vectors): GROUP BY and top-k over score tables run 15-25% faster than over
+    pyarrow-written ones (bench/sql_scores.py).
+    """
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.register("shard", table)
+        with atomic_path(target) as tmp:
+            path = str(tmp).replace("'", "''")
+            con.execute(f"COPY shard TO '{path}' (FORMAT parquet, COMPRESSION {compression})")
+    finally:
+        con.close()
+    return Path(target).stat().st_size
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -16,7 +16,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -336,8 +336,8 @@ def write_dataset_shards(
     """Write ``samples`` shards for a dataset from batches that start with a ``sample_id`` column.
 
     Adds the ``dataset`` and contiguous ``ordinal`` columns, counts (and optionally drops) exact
-    duplicates, and checks ``required`` columns have no nulls. Shards are written by a
-    background thread while the next batches are read. Returns (rows read, rows written,
+    duplicates, and checks ``required`` columns have no nulls. Shards are written by two
+    background threads while the next batches are read. Returns (rows read, rows written,
     duplicates, fingerprint of the ordered ids).
     """
     tracker = _DuplicateTracker()
@@ -346,7 +346,6 @@ def write_dataset_shards(
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
     in_flight: list[Future] = []
-
     n_shards = 0
 
     def flush(pool: ThreadPoolExecutor) -> None:
@@ -397,9 +396,10 @@ def write_dataset_shards(
                 if pending_rows >= batch_rows:
                     flush(pool)
             flush(pool)
-        finally:
             for fut in in_flight:
-                fut.result()
+                fut.result()  # surface a failed write
+        finally:
+            wait(in_flight)  # never leave a writer running past an error
     return n_read, n_written, n_dup, fingerprint.hexdigest()
 
 

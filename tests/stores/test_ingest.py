@@ -181,3 +181,16 @@ def test_run_records_config_and_versions(tmp_path: Path, store: stores.Store) ->
     assert run["status"] == "finished" and run["kind"] == "ingest" and run["dataset"] == "c"
     assert run["config"]["drop_duplicates"] is True and run["config"]["format"] == "jsonl"
     assert {"python", "duckdb", "polars", "pyarrow"} <= set(run["versions"])
+
+
+def test_datasetdict_folder_picks_split(tmp_path: Path, store: stores.Store) -> None:
+    import datasets
+
+    dd = datasets.DatasetDict(
+        train=datasets.Dataset.from_list(arith_rows(6)), test=datasets.Dataset.from_list(arith_rows(3, 100))
+    )
+    dd.save_to_disk(str(tmp_path / "dd"))
+    assert ingest(store, tmp_path / "dd", "tr").n_samples == 6
+    assert ingest(store, tmp_path / "dd", "te", split="test").n_samples == 3
+    with pytest.raises(IngestError, match="splits .*train.*; choose one with --split"):
+        ingest(store, tmp_path / "dd", "x", split="validation")
