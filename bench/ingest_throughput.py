@@ -306,8 +306,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--methods",
-        default="ours,duckdb,polars",
-        help="comma-separated subset of ours,duckdb,polars",
+        default="ours,duckdb,duckdb_same_ids,polars",
+        help="comma-separated subset of ours,duckdb,duckdb_same_ids,polars",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -377,7 +377,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 if r["rows_out"] != inp["rows"]:
                     raise RuntimeError(f"{name} wrote {r['rows_out']} rows, expected {inp['rows']}")
                 runs[name].append(r)
-                print(f"  repeat {rep + 1}/{args.repeats}  {name:<7} {r['seconds']:.3f} s")
+                print(f"  repeat {rep + 1}/{args.repeats}  {name:<15} {r['seconds']:.3f} s")
                 if not args.keep:
                     shutil.rmtree(out)
         methods: dict[str, Any] = {}
@@ -441,7 +441,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if met is not None:
             print(
                 f"target ours/duckdb >= {TARGET_OURS_OVER_DUCKDB}: {met:.2f} -> "
-                f"{'MET' if met >= TARGET_OURS_OVER_DUCKDB else 'NOT MET'}\n"
+                f"{'MET' if met >= TARGET_OURS_OVER_DUCKDB else 'NOT MET'}"
+            )
+        if "ours_over_duckdb_same_ids" in ratios:
+            print(
+                "ours / duckdb computing the same SHA-256 ids: "
+                f"{ratios['ours_over_duckdb_same_ids']:.2f}\n"
             )
 
         # ---- memory

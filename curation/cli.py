@@ -22,8 +22,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
 
 StoreOpt = Annotated[
     Path,
@@ -73,6 +73,7 @@ def ingest(
     drop_duplicates: Annotated[bool, typer.Option("--drop-duplicates", help="Keep only the first of exact duplicates")] = False,
     replace: Annotated[bool, typer.Option("--replace", help="Replace an existing dataset of that name")] = False,
     batch_rows: Annotated[int, typer.Option(help="Rows per Parquet shard")] = 250_000,
+    memory_limit: Annotated[str, typer.Option(help="DuckDB memory limit while reading (spills beyond it)")] = "512MB",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
@@ -84,7 +85,7 @@ def ingest(
         s, path, dataset, text_field=text_field, prompt_field=prompt_field,
         completion_field=completion_field, label_field=label_field, format=format, split=split,
         drop_duplicates=drop_duplicates, replace=replace, batch_rows=batch_rows,
-        progress=sys.stderr.isatty() and not as_json,
+        memory_limit=memory_limit, progress=sys.stderr.isatty() and not as_json,
     )
     if as_json:
         print(json.dumps(res.as_dict(), default=str))
