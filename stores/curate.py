@@ -147,11 +147,7 @@ def curate(
                 [name, parent, utcnow(), runs, where, n_kept, n_dropped, run_id],
             )
     except BaseException as exc:
-        store.delete_run_files(run_id)
-        try:
-            store.fail_run(run_id, f"{type(exc).__name__}: {exc}")
-        except StoreError:
-            pass
+        store.discard_run(run_id, exc)
         raise
     if superseded:
         store.delete_run_files(superseded)

@@ -118,11 +118,17 @@ class _Source:
         self.con.execute("SET preserve_insertion_order = true")
         self._hf_files = self._hf_arrow_files() if fmt == "hf" else []
 
-    def relation_sql(self, full_sample: bool) -> str:
-        """FROM-clause expression reading the whole input."""
+    def relation_sql(self, full_sample: bool, columns: list[tuple[str, str]] | None = None) -> str:
+        """FROM-clause expression reading the whole input.
+
+        For jsonl, passing the ``columns`` found by :meth:`describe` skips a second type detection.
+        """
         p = sql_literal(str(self.path))
         sample = ", sample_size = -1" if full_sample else ""
         if self.fmt == "jsonl":
+            if columns:
+                spec = ", ".join(f"{sql_literal(c)}: {sql_literal(t)}" for c, t in columns)
+                sample = f", columns = {{{spec}}}"
             return (
                 f"read_json({p}, format = 'newline_delimited', records = true, "
                 f"maximum_object_size = 33554432{sample})"
@@ -520,11 +526,7 @@ def ingest(
             n_duplicates=n_dup, fields=fields, fingerprint=fingerprint, replace=replace,
         )
     except BaseException as exc:
-        store.delete_run_files(run_id)
-        try:
-            store.fail_run(run_id, f"{type(exc).__name__}: {exc}")
-        except StoreError:
-            pass
+        store.discard_run(run_id, exc)
         raise
     finally:
         if source is not None:
@@ -579,7 +581,7 @@ def _ingest_once(
         select.append(f"{quote_ident(col)} AS {quote_ident(out)}")
         fields.append({"name": out, "role": None, "source": col, "type": types[col]})
 
-    inner = f"SELECT {', '.join(select)} FROM {source.relation_sql(full_sample)}"
+    inner = f"SELECT {', '.join(select)} FROM {source.relation_sql(full_sample, described)}"
     reader = source.con.sql(inner).to_arrow_reader(batch_rows)
     required = tuple(r for r in ("text", "prompt", "completion") if r in roles)
     with RowProgress(f"ingest {dataset}", enabled=progress) as bar:

@@ -461,6 +461,12 @@ class Store:
                 [utcnow(), error[:2000], run_id],
             )
 
+    def discard_run(self, run_id: str, exc: BaseException) -> None:
+        """Delete a failed all-or-nothing run's shards and mark it failed with ``exc`` (best effort)."""
+        self.delete_run_files(run_id)
+        with contextlib.suppress(StoreError):
+            self.fail_run(run_id, f"{type(exc).__name__}: {exc}")
+
     @contextlib.contextmanager
     def run(self, kind: str, **kwargs: Any) -> Iterator[RunHandle]:
         """Context manager around :meth:`start_run`: finished on success, failed on error."""
