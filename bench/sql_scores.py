@@ -172,7 +172,12 @@ def build_store(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "row_groups": sum(s["row_groups"] for s in shards),
         "compression": args.compression,
         "row_group_size": "DuckDB COPY default",
-        "layout": "query-major: each shard holds queries_per_shard queries x all samples in order",
+        "layout": args.layout,
+        "layout_means": (
+            "each shard holds samples_per_shard training samples x all queries, sample-major"
+            if args.layout == "train-shards"
+            else "each shard holds queries_per_shard queries x all samples, query-major"
+        ),
         "schema": str(got).replace("\n", "; "),
         "generate_s": gen_s,
         "finish_run_s": finish_s,
@@ -212,8 +217,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--compression",
-        default="zstd",
-        help="Parquet compression of the shards (default zstd, as the store writes)",
+        default="snappy",
+        help="Parquet compression of the shards (default snappy, as the store writes them)",
     )
     p.add_argument(
         "--gen-memory-limit",

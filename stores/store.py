@@ -528,7 +528,7 @@ class Store:
         run is finished (:meth:`finish_run` registers every shard found). Missing ``run_id``
         columns are filled in; columns are checked and cast to the table's schema.
         ``parquet_options`` go to ``pyarrow.parquet.write_table``; without them, fixed-schema
-        tables (scores, flags, ...) are written by DuckDB's Parquet writer (zstd).
+        tables (scores, flags, ...) are written by DuckDB's Parquet writer (snappy).
         """
         arrow = conform(table, to_arrow(data), run_id)
         if shard is None:
