@@ -80,7 +80,7 @@ def curate(
     validate_name(name)
     if name == parent:
         raise StoreError("a curated dataset needs a new name (it cannot replace its parent)")
-    store.dataset_info(parent)
+    parent_info = store.dataset_info(parent)
     if not replace and store.sql("SELECT 1 FROM datasets WHERE name = ?", [name]).height:
         raise DatasetExistsError(f"dataset {name!r} already exists; pass --replace to overwrite it")
     runs = _flag_runs(store, parent, flag_runs, filters)
@@ -90,7 +90,6 @@ def curate(
             "run a filter first or pass --where"
         )
     config = {"parent": parent, "flag_runs": runs, "filters": list(filters or []), "where": where}
-    parent_info = store.dataset_info(parent)
     run_id = store.start_run("curate", config=config, dataset=name, parent_run=parent_info["run_id"])
     discard_dead_runs(store, ("ingest", "curate"))
     try:
@@ -98,13 +97,14 @@ def curate(
             src = dataset_relation(store, con, parent)
             filt = " AND filter IN (SELECT unnest($filters::VARCHAR[]))" if filters else ""
             drops = (
-                "SELECT sample_id, string_agg(filter || ' [' || run_id || ']: ' || reason, '; ' ORDER BY filter) AS reason "
+                "SELECT sample_id, "
+                "string_agg(filter || ' [' || run_id || ']: ' || reason, '; ' ORDER BY filter) AS _flag_reason "
                 f"FROM flags WHERE flagged AND run_id IN (SELECT unnest($runs::VARCHAR[])){filt} GROUP BY sample_id"
             )
             keep = f"coalesce(({where}), false)" if where else "true"
             base = (
                 f"WITH drops AS ({drops}), parent AS (SELECT * FROM {src}) "
-                f"SELECT p.*, d.reason AS _flag_reason, {keep} AS _keep FROM parent p "
+                f"SELECT p.*, d._flag_reason, {keep} AS _keep FROM parent p "
                 "LEFT JOIN drops d USING (sample_id)"
             )
             params = {"runs": runs} | ({"filters": list(filters)} if filters else {})

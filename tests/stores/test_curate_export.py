@@ -95,3 +95,11 @@ def test_curated_dataset_is_a_dataset(loaded: stores.Store) -> None:
     df = loaded.sql("SELECT dataset, count(*) AS n FROM samples GROUP BY 1 ORDER BY 1")
     assert df.rows() == [("arith", 100), ("small", 10)]
     assert isinstance(loaded.read_samples("small"), pl.DataFrame)
+
+
+def test_predicate_may_use_columns_named_like_flag_fields(tmp_path: Path, store: stores.Store) -> None:
+    rows = [{"text": f"t{i}", "reason": "keep" if i % 2 else "junk"} for i in range(10)]
+    ingest(store, write_jsonl(tmp_path / "r.jsonl", rows), "arith")
+    _flag(store, [store.read_samples("arith")["sample_id"][1]], "a")
+    res = curate(store, "kept", "arith", where="reason = 'keep'")
+    assert (res.n_kept, res.n_dropped) == (4, 6)
