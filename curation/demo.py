@@ -67,7 +67,7 @@ def run_demo(store_path: Path, console: Console) -> stores.Store:
         "FROM samples WHERE dataset = 'arith' GROUP BY op ORDER BY op"
     )
     console.print("2. SQL over the samples:")
-    console.print(str(by_op), markup=False, highlight=False)
+    _show(console, by_op)
 
     samples = store.read_samples("arith")
     with store.run("filter", dataset="arith", config={"filter": "arithmetic_check"}, seed=0) as run:
@@ -75,19 +75,19 @@ def run_demo(store_path: Path, console: Console) -> stores.Store:
     n_flag = store.sql(
         "SELECT count(DISTINCT sample_id) AS n FROM flags WHERE run_id = ? AND flagged", [run.id]
     )["n"][0]
-    console.print(f"3. filter run {run.id}: {n_flag} samples flagged (arithmetic check)")
+    console.print(f"3. filter run {run.id}: {n_flag} samples flagged (arithmetic check)", soft_wrap=True)
 
     cur = curate(store, "arith-curated", "arith", flag_runs=[run.id], replace=True)
-    console.print(f"4. curated dataset [bold]arith-curated[/]: kept {cur.n_kept}, dropped {cur.n_dropped}")
+    console.print(f"4. curated dataset [bold]arith-curated[/]: kept {cur.n_kept} rows, dropped {cur.n_dropped} (flagged ids and their duplicates)")
     check = store.sql(
-        """SELECT d.name, count(*) AS n, sum(s.planted_error::INT) AS planted_errors_left
+        """SELECT d.name, count(*) AS n, count_if(s.planted_error) AS planted_errors_left
            FROM datasets d JOIN samples s ON s.dataset = d.name GROUP BY d.name ORDER BY d.name"""
     )
-    console.print(str(check), markup=False, highlight=False)
+    _show(console, check)
 
     out = store.root / "exports" / "arith-curated.jsonl"
     n = export(store, "arith-curated", out)
-    console.print(f"5. exported {n} samples to {out}")
+    console.print(f"5. exported {n} samples to {out}", soft_wrap=True)
     console.print(f"done in {time.perf_counter() - t0:.1f} s; store at {store.root}")
     console.print("Try:")
     for q in (
@@ -96,5 +96,10 @@ def run_demo(store_path: Path, console: Console) -> stores.Store:
         "WHERE f.flagged AND s.dataset = 'arith' LIMIT 5",
         "SELECT run_id, kind, status, created_at FROM runs ORDER BY created_at",
     ):
-        console.print(f'  curation sql --store {store_path} "{q}"', markup=False, highlight=False)
+        console.print(f'  curation sql --store {store_path} "{q}"', markup=False, highlight=False, soft_wrap=True)
     return store
+
+
+def _show(console: Console, df: pl.DataFrame) -> None:
+    with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
+        console.print(str(df), markup=False, highlight=False, soft_wrap=True)
