@@ -736,6 +736,13 @@ class Store:
             self._mark_views_dirty()
         self.delete_run_files(info["run_id"])
 
+    def artifact_dir(self, kind: str) -> Path:
+        """Folder for cached computation artifacts of one kind (e.g. fitted influence factors)."""
+        validate_name(kind, "artifact kind")
+        path = self.root / "artifacts" / kind
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
     def cleanup(self) -> int:
         """Remove temp files left by killed writers; returns how many were removed."""
         return remove_stale_temp_files(self.data_dir) if self.data_dir.exists() else 0

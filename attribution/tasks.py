@@ -1,0 +1,186 @@
+"""Tasks: how the engine computes a model's training loss and a behaviour's measurement.
+
+A task is kronfluence's ``Task`` plus ``per_sample_loss`` (for the loss baseline). The sign
+convention of the whole toolkit follows from it: ``compute_measurement`` returns the query's
+*loss* (negative log-probability, negative margin, squared error), so a positive influence score
+means training on the sample lowered that loss, i.e. made the behaviour more likely.
+
+Write your own task in a few lines::
+
+    class MyTask(InfluenceTask):
+        def compute_train_loss(self, batch, model, sample=False):
+            x, y = batch
+            logits = model(x)
+            if sample:  # labels drawn from the model: the true Fisher
+                y = torch.multinomial(logits.detach().softmax(-1), 1).squeeze(-1)
+            return F.cross_entropy(logits, y, reduction="sum")
+
+        def compute_measurement(self, batch, model):
+            return self.compute_train_loss(batch, model)
+
+        def per_sample_loss(self, batch, model):
+            x, y = batch
+            return F.cross_entropy(model(x), y, reduction="none")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from kronfluence.task import Task
+from torch import nn
+
+MLP_NAME_HINTS = ("mlp", "ffn", "feed_forward", "feedforward")
+
+
+class InfluenceTask(Task):
+    """Base class of our tasks: kronfluence's Task with a per-sample loss and tracked modules."""
+
+    def __init__(self, tracked_modules: Sequence[str] | None = None):
+        self._tracked = list(tracked_modules) if tracked_modules is not None else None
+
+    def per_sample_loss(self, batch: Any, model: nn.Module) -> torch.Tensor:
+        """Training loss of each sample in the batch, shape (batch,)."""
+        raise NotImplementedError
+
+    def get_influence_tracked_modules(self) -> list[str] | None:
+        """Module names whose weights influence is computed over (None: every Linear/Conv2d)."""
+        return self._tracked
+
+    def get_attention_mask(self, batch: Any) -> torch.Tensor | None:
+        """Padding mask for sequence batches (None for fixed-size inputs)."""
+        return None
+
+
+class ClassifierTask(InfluenceTask):
+    """A classifier on ``(inputs, labels)`` batches: cross-entropy loss, margin measurement.
+
+    The measurement is the negative margin (log-sum-exp of the other logits minus the true
+    logit), so a positive score means the sample raised the query's margin.
+    """
+
+    def compute_train_loss(self, batch: Any, model: nn.Module, sample: bool = False) -> torch.Tensor:
+        inputs, labels = batch
+        logits = model(inputs)
+        if sample:
+            with torch.no_grad():
+                labels = torch.multinomial(logits.detach().softmax(-1), 1).squeeze(-1)
+        return F.cross_entropy(logits, labels, reduction="sum")
+
+    def compute_measurement(self, batch: Any, model: nn.Module) -> torch.Tensor:
+        inputs, labels = batch
+        logits = model(inputs)
+        true = logits.gather(1, labels.unsqueeze(1)).squeeze(1)
+        others = logits.scatter(1, labels.unsqueeze(1), float("-inf"))
+        return (others.logsumexp(-1) - true).sum()
+
+    def per_sample_loss(self, batch: Any, model: nn.Module) -> torch.Tensor:
+        inputs, labels = batch
+        return F.cross_entropy(model(inputs), labels, reduction="none")
+
+
+class RegressionTask(InfluenceTask):
+    """A regressor on ``(inputs, targets)`` batches: squared error for training and measurement.
+
+    ``sample=True`` draws targets from a unit-variance Gaussian around the prediction (the
+    Fisher of the Gaussian likelihood).
+    """
+
+    def compute_train_loss(self, batch: Any, model: nn.Module, sample: bool = False) -> torch.Tensor:
+        inputs, targets = batch
+        preds = model(inputs).reshape(targets.shape)
+        if sample:
+            with torch.no_grad():
+                targets = preds.detach() + torch.randn_like(preds)
+        return 0.5 * ((preds - targets) ** 2).sum()
+
+    def compute_measurement(self, batch: Any, model: nn.Module) -> torch.Tensor:
+        return self.compute_train_loss(batch, model)
+
+    def per_sample_loss(self, batch: Any, model: nn.Module) -> torch.Tensor:
+        inputs, targets = batch
+        return 0.5 * (model(inputs).reshape(targets.shape) - targets) ** 2
+
+
+class CausalLMTask(InfluenceTask):
+    """A causal LM on batches of ``input_ids``, ``attention_mask`` and ``labels``.
+
+    ``labels`` hold -100 on prompt and padding tokens, so the training loss is the summed NLL of
+    the completion tokens only, and the measurement is -log p(completion | prompt).
+    ``model`` is any module returning logits (or an object with ``.logits``). Tracked modules
+    default to the Linear layers inside MLP blocks (see :func:`mlp_linear_modules`).
+    """
+
+    def __init__(self, model: nn.Module | None = None, tracked_modules: Sequence[str] | None = None):
+        if tracked_modules is None and model is not None:
+            tracked_modules = mlp_linear_modules(model)
+        super().__init__(tracked_modules)
+
+    @staticmethod
+    def _logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        return out.logits if hasattr(out, "logits") else out
+
+    def _token_nll(self, batch: dict[str, torch.Tensor], model: nn.Module, sample: bool = False) -> torch.Tensor:
+        logits = self._logits(model, batch)[:, :-1].float()
+        labels = batch["labels"][:, 1:]
+        mask = labels != -100
+        if sample:
+            with torch.no_grad():
+                drawn = torch.multinomial(logits.detach().softmax(-1).flatten(0, 1), 1).view(labels.shape)
+                labels = torch.where(mask, drawn, labels)
+        nll = F.cross_entropy(logits.flatten(0, 1), labels.clamp(min=0).flatten(), reduction="none")
+        return nll.view(labels.shape) * mask
+
+    def compute_train_loss(self, batch: Any, model: nn.Module, sample: bool = False) -> torch.Tensor:
+        return self._token_nll(batch, model, sample).sum()
+
+    def compute_measurement(self, batch: Any, model: nn.Module) -> torch.Tensor:
+        return self._token_nll(batch, model).sum()
+
+    def per_sample_loss(self, batch: Any, model: nn.Module) -> torch.Tensor:
+        return self._token_nll(batch, model).sum(dim=1)
+
+    def get_attention_mask(self, batch: Any) -> torch.Tensor | None:
+        return batch["attention_mask"]
+
+
+def mlp_linear_modules(model: nn.Module) -> list[str]:
+    """Names of the ``nn.Linear`` modules inside MLP/feed-forward blocks of a transformer.
+
+    Raises if there are none, naming any transformers ``Conv1D`` layers found (GPT-2): convert
+    them first with :func:`linearize_conv1d`, since kronfluence does not track Conv1D.
+    """
+    names = [
+        n for n, m in model.named_modules()
+        if isinstance(m, nn.Linear) and any(h in n.lower() for h in MLP_NAME_HINTS)
+    ]
+    if not names:
+        conv = [n for n, m in model.named_modules() if type(m).__name__ == "Conv1D"]
+        hint = f"; it has Conv1D layers ({', '.join(conv[:3])}...): call linearize_conv1d(model)" if conv else ""
+        raise ValueError(f"no nn.Linear modules inside MLP blocks found in {type(model).__name__}{hint}")
+    return names
+
+
+@torch.no_grad()
+def linearize_conv1d(model: nn.Module) -> nn.Module:
+    """Replace every transformers ``Conv1D`` (GPT-2) by an equivalent ``nn.Linear``, in place.
+
+    Conv1D computes ``x @ W + b`` with W of shape (in, out); Linear holds W transposed. The
+    logits are unchanged; kronfluence can then track the layers.
+    """
+    for parent in list(model.modules()):
+        for child_name, child in list(parent.named_children()):
+            if type(child).__name__ != "Conv1D":
+                continue
+            weight = child.weight
+            linear = nn.Linear(weight.shape[0], weight.shape[1], bias=child.bias is not None)
+            linear = linear.to(device=weight.device, dtype=weight.dtype)
+            linear.weight.copy_(weight.t())
+            if child.bias is not None:
+                linear.bias.copy_(child.bias)
+            setattr(parent, child_name, linear)
+    return model
