@@ -1,0 +1,104 @@
+"""Cheap baselines every influence method must beat, written to the same tables as the engine.
+
+Per-sample statistics go to ``self_scores`` with ``method`` = ``loss``, ``grad_norm`` or
+``random``; the gradient dot product (TracIn at the final checkpoint) goes to ``scores`` like any
+pairwise method. Each is a run with its config, so SQL compares them with influence side by side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils import data
+
+import stores
+
+from .engine import EngineConfig, InfluenceEngine, ScoreRun, _key, ids_fingerprint, model_fingerprint
+from .tasks import InfluenceTask
+
+SELF_METHODS = ("loss", "grad_norm", "random")
+
+
+def _write_self_run(
+    store: stores.Store, method: str, run_id: str, ids: Sequence[str], values: np.ndarray,
+    config: dict[str, Any], seed: int | None, dataset: str | None, model_fp: str | None,
+) -> ScoreRun:
+    existing = store.sql("SELECT status FROM runs WHERE run_id = ?", [run_id])
+    if existing.height and existing["status"][0] == "finished":
+        return ScoreRun(run_id, 1, 0, 0.0)
+    store.start_run("baseline", config={"method": method, **config}, seed=seed, dataset=dataset,
+                    model_fingerprint=model_fp, run_id=run_id)
+    try:
+        store.write_self_scores(run_id, {"sample_id": list(ids), "method": [method] * len(ids),
+                                         "score": values.astype(np.float32)}, shard=0)
+        store.finish_run(run_id)
+    except BaseException as exc:
+        with contextlib.suppress(stores.StoreError):
+            store.fail_run(run_id, f"{type(exc).__name__}: {exc}")
+        raise
+    return ScoreRun(run_id, 1, 1, 0.0)
+
+
+@torch.no_grad()
+def per_sample_losses(model: nn.Module, task: InfluenceTask, train: data.Dataset, batch_size: int = 64) -> np.ndarray:
+    """The task's training loss of every sample, in dataset order."""
+    model.eval()
+    out = [task.per_sample_loss(batch, model).float().cpu() for batch in data.DataLoader(train, batch_size=batch_size)]
+    return torch.cat(out).numpy()
+
+
+def loss_scores(
+    store: stores.Store, model: nn.Module, task: InfluenceTask, train: data.Dataset, train_ids: Sequence[str],
+    *, batch_size: int = 64, dataset: str | None = None,
+) -> ScoreRun:
+    """Per-sample training loss into ``self_scores`` (method ``loss``)."""
+    fp = model_fingerprint(model)
+    run_id = f"baseline-loss-{_key(fp, ids_fingerprint(train_ids))}"
+    values = per_sample_losses(model, task, train, batch_size)
+    return _write_self_run(store, "loss", run_id, train_ids, values, {"batch_size": batch_size}, None, dataset, fp)
+
+
+def random_scores(
+    store: stores.Store, train_ids: Sequence[str], *, seed: int = 0, dataset: str | None = None
+) -> ScoreRun:
+    """Uniform random scores into ``self_scores`` (method ``random``): the floor of every comparison."""
+    run_id = f"baseline-random-{_key(seed, ids_fingerprint(train_ids))}"
+    values = np.random.default_rng(seed).random(len(train_ids))
+    return _write_self_run(store, "random", run_id, train_ids, values, {}, seed, dataset, None)
+
+
+def gradient_norm_scores(
+    store: stores.Store, model: nn.Module, task: InfluenceTask, train: data.Dataset, train_ids: Sequence[str],
+    *, batch_size: int = 32, dataset: str | None = None,
+) -> ScoreRun:
+    """Norm of each sample's training-loss gradient over the tracked modules (method ``grad_norm``).
+
+    Computed as the square root of identity-preconditioned self-influence, with kronfluence's
+    per-sample gradients.
+    """
+    engine = InfluenceEngine(store, model, task, EngineConfig(strategy="identity", batch_size=batch_size,
+                                                               shard_size=max(len(train_ids), 1)))
+    self_run = engine.self_scores(train, train_ids, dataset=dataset)
+    sq = store.read_self_scores(self_run.run_id)
+    order = {sid: i for i, sid in enumerate(sq["sample_id"].to_list())}
+    values = np.sqrt(np.maximum(sq["score"].to_numpy()[[order[s] for s in train_ids]], 0.0))
+    run_id = f"baseline-grad_norm-{_key(engine.model_fingerprint, ids_fingerprint(train_ids))}"
+    return _write_self_run(store, "grad_norm", run_id, train_ids, values,
+                           {"batch_size": batch_size, "from_run": self_run.run_id}, None, dataset,
+                           engine.model_fingerprint)
+
+
+def gradient_dot_scores(
+    store: stores.Store, model: nn.Module, task: InfluenceTask, behaviour: str,
+    train: data.Dataset, train_ids: Sequence[str], queries: data.Dataset, query_ids: Sequence[str],
+    *, batch_size: int = 32, shard_size: int = 1024, dataset: str | None = None,
+) -> ScoreRun:
+    """Gradient dot products (TracIn at the final checkpoint) into ``scores``: the identity strategy."""
+    engine = InfluenceEngine(store, model, task, EngineConfig(strategy="identity", batch_size=batch_size,
+                                                               shard_size=shard_size))
+    return engine.pairwise_scores(behaviour, train, train_ids, queries, query_ids, dataset=dataset)
