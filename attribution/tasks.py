@@ -155,7 +155,8 @@ def mlp_linear_modules(model: nn.Module) -> list[str]:
     them first with :func:`linearize_conv1d`, since kronfluence does not track Conv1D.
     """
     names = [
-        n for n, m in model.named_modules()
+        n.removesuffix(".original_module")  # the same layer once kronfluence has wrapped it
+        for n, m in model.named_modules()
         if isinstance(m, nn.Linear) and any(h in n.lower() for h in MLP_NAME_HINTS)
     ]
     if not names:
