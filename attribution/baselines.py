@@ -18,7 +18,14 @@ from torch.utils import data
 
 import stores
 
-from .engine import EngineConfig, InfluenceEngine, ScoreRun, _key, ids_fingerprint, model_fingerprint
+from .engine import (
+    EngineConfig,
+    InfluenceEngine,
+    ScoreRun,
+    _key,
+    ids_fingerprint,
+    model_fingerprint,
+)
 from .tasks import InfluenceTask
 
 SELF_METHODS = ("loss", "grad_norm", "random")

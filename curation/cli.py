@@ -196,6 +196,61 @@ def curate(
 
 
 @app.command()
+def attribute(
+    train: Annotated[str, typer.Option("--train", help="Training dataset to score")],
+    model: Annotated[Path, typer.Option("--model", help="Local folder of a causal LM (save_pretrained)")],
+    tokenizer: Annotated[Path | None, typer.Option(help="Local tokenizer folder (default: the model's)")] = None,
+    behaviour: Annotated[str | None, typer.Option(help="Registered behaviour to attribute (its dataset and query ids)")] = None,
+    queries: Annotated[str | None, typer.Option(help="Dataset whose samples are the queries (registers a behaviour)")] = None,
+    strategy: Annotated[str, typer.Option(help="ekfac, kfac, diagonal or identity")] = "ekfac",
+    damping: Annotated[float | None, typer.Option(help="Absolute damping (default: 0.1 x mean eigenvalue)")] = None,
+    max_length: Annotated[int, typer.Option(help="Tokens per sample (longer completions are cut)")] = 256,
+    batch_size: Annotated[int, typer.Option(help="Training samples per batch")] = 16,
+    shard_size: Annotated[int, typer.Option(help="Training samples per written shard")] = 1024,
+    low_rank: Annotated[int | None, typer.Option(help="Rank of query-gradient compression (query batching)")] = None,
+    self_influence: Annotated[bool, typer.Option("--self", help="Also write self-influence scores")] = False,
+    seed: Annotated[int, typer.Option(help="Seed for the Fisher's sampled labels")] = 0,
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """Score every training sample against a behaviour with influence functions (resumable)."""
+    from attribution.data import completion_dataset_from_store
+    from attribution.engine import STRATEGIES, EngineConfig, InfluenceEngine
+    from attribution.models import load_causal_lm, load_tokenizer
+    from attribution.tasks import CausalLMTask
+
+    if strategy not in STRATEGIES:
+        raise typer.BadParameter(f"expected one of {', '.join(STRATEGIES)}", param_hint="--strategy")
+    if behaviour is None and queries is None:
+        raise typer.BadParameter("give --behaviour NAME (registered) or --queries DATASET", param_hint="--behaviour")
+    s = _open(store)
+    if queries is not None:
+        behaviour = behaviour or f"{queries}-completions"
+        s.add_behaviour(behaviour, queries, "completion_nll", description=f"completions of {queries}", replace=True)
+    rec = s.behaviour(behaviour)
+    tok = load_tokenizer(tokenizer or model)
+    lm = load_causal_lm(model)
+    train_ds, train_ids = completion_dataset_from_store(s, train, tok, max_length)
+    query_ds, query_ids = completion_dataset_from_store(s, rec["dataset"], tok, max_length, rec["query_ids"])
+    cfg = EngineConfig(strategy=strategy, damping=damping, batch_size=batch_size, shard_size=shard_size,
+                       low_rank=low_rank, seed=seed)
+    engine = InfluenceEngine(s, lm, CausalLMTask(lm), cfg)
+    res = engine.pairwise_scores(behaviour, train_ds, train_ids, query_ds, query_ids, dataset=train,
+                                 progress=sys.stderr.isatty())
+    out.print(
+        f"[green]scored[/] {len(train_ids):,} samples of {train} x {len(query_ids):,} queries of {behaviour} "
+        f"({strategy}): run {res.run_id}, {res.shards_computed}/{res.shards_total} shards computed, {res.seconds:.1f} s"
+    )
+    if self_influence:
+        sres = engine.self_scores(train_ds, train_ids, dataset=train, progress=sys.stderr.isatty())
+        out.print(f"[green]self-influence[/] run {sres.run_id}")
+    out.print(
+        "  top helpers of each query: curation sql \"SELECT query_id, sample_id, score FROM scores "
+        f"WHERE run_id = '{res.run_id}' QUALIFY row_number() OVER (PARTITION BY query_id ORDER BY score DESC) <= 5\"",
+        soft_wrap=True,
+    )
+
+
+@app.command()
 def demo(
     store: StoreOpt = Path("curation-demo-store"),
 ) -> None:
@@ -209,7 +264,7 @@ def main() -> None:
     """Console entry point: runs the app and turns store errors into one clear line."""
     try:
         app()
-    except StoreError as exc:
+    except (StoreError, FileNotFoundError) as exc:
         err.print("[red]error:[/] ", end="")
         err.print(str(exc), markup=False, highlight=False)
         sys.exit(1)
