@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-all bench bench-ingest bench-sql lint format clean
+.PHONY: install demo test test-all bench bench-ingest bench-sql bench-engine lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ bench-ingest: $(STAMP)
 
 bench-sql: $(STAMP)
 	$(BIN)/python bench/sql_scores.py
+
+bench-engine: $(STAMP)
+	$(BIN)/python bench/lds.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

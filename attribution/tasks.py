@@ -171,7 +171,9 @@ def linearize_conv1d(model: nn.Module) -> nn.Module:
     """Replace every transformers ``Conv1D`` (GPT-2) by an equivalent ``nn.Linear``, in place.
 
     Conv1D computes ``x @ W + b`` with W of shape (in, out); Linear holds W transposed. The
-    logits are unchanged; kronfluence can then track the layers.
+    logits are unchanged; kronfluence can then track the layers. Save a model with
+    ``save_pretrained`` *before* linearising (the GPT-2 class expects Conv1D shapes);
+    :func:`attribution.models.load_causal_lm` linearises on load.
     """
     for parent in list(model.modules()):
         for child_name, child in list(parent.named_children()):
