@@ -32,6 +32,7 @@ bench-sql: $(STAMP)
 
 bench-engine: $(STAMP)
 	$(BIN)/python bench/lds.py
+	$(BIN)/python bench/engine_throughput.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

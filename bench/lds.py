@@ -74,12 +74,16 @@ def make_model(kind: str) -> nn.Module:
     return nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
 
 
+TRAINING = {"lr_concrete": 0.03, "lr_digits": 0.1, "weight_decay": 1e-4}
+
+
 def train_model(kind: str, x: torch.Tensor, y: torch.Tensor, seed: int, epochs: int) -> nn.Module:
     """Mini-batch SGD with momentum and weight decay, deterministic for a seed."""
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     model = make_model(kind)
-    opt = torch.optim.SGD(model.parameters(), lr=0.03 if kind == "concrete" else 0.1, momentum=0.9, weight_decay=1e-4)
+    lr = TRAINING["lr_concrete"] if kind == "concrete" else TRAINING["lr_digits"]
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=TRAINING["weight_decay"])
     n, bs = len(x), 32
     for _ in range(epochs):
         order = torch.randperm(n, generator=g)
@@ -164,11 +168,15 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seeds", type=int, default=3, help="retraining seeds averaged per subset")
     p.add_argument("--damping", type=float, default=None, help="None: kronfluence's heuristic")
     p.add_argument("--epochs-concrete", type=int, default=20)
-    p.add_argument("--epochs-digits", type=int, default=20)
+    p.add_argument("--epochs-digits", type=int, default=80)
+    p.add_argument("--lr-concrete", type=float, default=TRAINING["lr_concrete"])
+    p.add_argument("--lr-digits", type=float, default=TRAINING["lr_digits"])
+    p.add_argument("--weight-decay", type=float, default=TRAINING["weight_decay"])
     p.add_argument("--datasets", default="concrete,digits")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=RESULTS_DIR / "lds.json")
     args = p.parse_args(argv)
+    TRAINING.update(lr_concrete=args.lr_concrete, lr_digits=args.lr_digits, weight_decay=args.weight_decay)
     torch.set_num_threads(2)
     result: dict = {"benchmark": "lds", "created_at": now_iso(), "machine": machine_info(),
                     "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
