@@ -19,8 +19,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -61,7 +60,6 @@ class EngineConfig:
     covariance_max_examples: int | None = None
     seed: int = 0
     device: str = "cpu"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -341,8 +339,3 @@ def _shard_progress(enabled: bool, label: str, total: int, done: int):
     with Progress(*columns) as prog:
         task = prog.add_task(label, total=total, completed=done)
         yield lambda n: prog.advance(task, n)
-
-
-def default_shards_dir(store: stores.Store) -> Path:
-    """Where the engine's cached kronfluence artifacts live in a store."""
-    return store.artifact_dir("kronfluence")
