@@ -122,7 +122,7 @@ def score_matrix(store: stores.Store, run_id: str, qids: list[str], ids: list[st
 def memory_child(n: int, work: Path, model_dir: Path, args: argparse.Namespace) -> float:
     """Peak RSS (MiB, VmHWM) of a child process scoring ``n`` samples against 10 queries.
 
-    Factors are fitted on at most 2,000 samples so the child's time goes to scoring, whose
+    Factors are fitted on at most 500 samples so the child's time goes to scoring, whose
     memory is what must not grow with ``n``.
     """
     code = f"""
@@ -140,7 +140,7 @@ tok = load_tokenizer({str(model_dir)!r}); model = load_causal_lm({str(model_dir)
 p, c = pairs({n}, 1); qp, qc = pairs(10, 2)
 train = CompletionDataset(p, c, tok, 24); queries = CompletionDataset(qp, qc, tok, 24)
 store = stores.open({str(work / f"mem-{n}")!r})
-eng = InfluenceEngine(store, model, CausalLMTask(model), EngineConfig(batch_size={args.batch_size}, shard_size=1024, covariance_max_examples=2000))
+eng = InfluenceEngine(store, model, CausalLMTask(model), EngineConfig(batch_size={args.batch_size}, shard_size=1024, covariance_max_examples=500))
 eng.pairwise_scores("q", train, [f"t{{i}}" for i in range({n})], queries, [f"q{{i}}" for i in range(10)])
 print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])
 """
