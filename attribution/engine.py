@@ -99,6 +99,40 @@ def model_fingerprint(model: nn.Module) -> str:
     return h.hexdigest()[:32]
 
 
+def data_fingerprint(dataset: data.Dataset) -> str:
+    """Hash of what the model actually sees: a dataset's tensors (token ids, masks, labels...).
+
+    Two datasets with the same sample ids but another tokenizer or ``max_length`` differ here,
+    so cached factors and finished runs are never reused for them.
+    """
+    h = hashlib.sha256()
+
+    def add(value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu().contiguous()
+            h.update(f"{tuple(t.shape)}:{t.dtype};".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(value, dict):
+            for k in sorted(value):
+                h.update(str(k).encode())
+                add(value[k])
+        elif isinstance(value, list | tuple):
+            for v in value:
+                add(v)
+        else:
+            h.update(repr(value).encode())
+
+    tensors = getattr(dataset, "tensors", None)  # TensorDataset: hash the storage at once
+    if tensors is not None:
+        add(list(tensors))
+    elif all(hasattr(dataset, a) for a in ("input_ids", "attention_mask", "labels")):
+        add([dataset.input_ids, dataset.attention_mask, dataset.labels])  # CompletionDataset
+    else:
+        for i in range(len(dataset)):  # type: ignore[arg-type]
+            add(dataset[i])
+    return h.hexdigest()[:32]
+
+
 def ids_fingerprint(ids: Sequence[str]) -> str:
     """Hash of an ordered list of sample ids (a dataset's identity for caching)."""
     return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:32]
@@ -147,16 +181,18 @@ class InfluenceEngine:
         )
 
     # ------------------------------------------------------------------ factors
-    def factors_key(self, train_ids: Sequence[str]) -> str:
-        """Cache key of the factors for this model, training data and factor arguments."""
+    def factors_key(self, train: data.Dataset, train_ids: Sequence[str]) -> str:
+        """Cache key of the factors: model weights, task and tracked modules, data, arguments."""
         args = asdict(self.config)
         relevant = {k: args[k] for k in ("strategy", "use_empirical_fisher", "covariance_max_examples", "seed")}
-        return f"{self.config.strategy}-{_key(self.model_fingerprint, ids_fingerprint(train_ids), relevant)}"
+        task = [type(self.task).__name__, self.task.get_influence_tracked_modules()]
+        data_key = [ids_fingerprint(train_ids), data_fingerprint(train)]
+        return f"{self.config.strategy}-{_key(self.model_fingerprint, task, data_key, relevant)}"
 
     def fit_factors(self, train: data.Dataset, train_ids: Sequence[str]) -> tuple[str, bool]:
         """Fit (or reuse) the factors on the training data; returns (factors name, reused?)."""
         _check_ids(train, train_ids, "train")
-        name = self.factors_key(train_ids)
+        name = self.factors_key(train, train_ids)
         final = self.analyzer.factors_output_dir(name)
         if final.is_dir():
             return name, True
@@ -177,7 +213,8 @@ class InfluenceEngine:
     # ------------------------------------------------------------------ pairwise
     def run_id_for(self, kind: str, *parts: Any) -> str:
         """A deterministic run id, so re-running the same request resumes the same run."""
-        return f"{kind}-{_key(self.model_fingerprint, asdict(self.config), *parts)}"
+        task = [type(self.task).__name__, self.task.get_influence_tracked_modules()]
+        return f"{kind}-{_key(self.model_fingerprint, task, asdict(self.config), *parts)}"
 
     def pairwise_scores(
         self,
@@ -200,7 +237,8 @@ class InfluenceEngine:
         _check_ids(queries, query_ids, "query")
         t0 = time.perf_counter()
         factors, _ = self.fit_factors(train, train_ids)
-        run_id = self.run_id_for("attribute", behaviour, ids_fingerprint(train_ids), ids_fingerprint(query_ids))
+        run_id = self.run_id_for("attribute", behaviour, ids_fingerprint(train_ids), ids_fingerprint(query_ids),
+                                 data_fingerprint(train), data_fingerprint(queries))
         n_shards = -(-len(train_ids) // self.config.shard_size)
         if self._already_finished(run_id):
             return ScoreRun(run_id, n_shards, 0, time.perf_counter() - t0)
@@ -264,7 +302,7 @@ class InfluenceEngine:
         _check_ids(train, train_ids, "train")
         t0 = time.perf_counter()
         factors, _ = self.fit_factors(train, train_ids)
-        run_id = self.run_id_for("self-influence", ids_fingerprint(train_ids))
+        run_id = self.run_id_for("self-influence", ids_fingerprint(train_ids), data_fingerprint(train))
         n_shards = -(-len(train_ids) // self.config.shard_size)
         if self._already_finished(run_id):
             return ScoreRun(run_id, n_shards, 0, time.perf_counter() - t0)

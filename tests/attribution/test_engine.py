@@ -163,3 +163,13 @@ def test_self_influence_scores_every_sample(tmp_path: Path, setup: dict) -> None
     df = store.read_self_scores(run.run_id)
     assert df.height == 40 and set(df["method"]) == {"self_ekfac"}
     assert (df["score"] > 0).all()  # a damped positive-definite form
+
+
+def test_same_ids_with_other_data_reuse_nothing(tmp_path: Path, setup: dict) -> None:
+    store = stores.open(tmp_path / "s")
+    eng = InfluenceEngine(store, _model_copy(setup), ClassifierTask(), EngineConfig(strategy="ekfac", shard_size=300))
+    first = eng.pairwise_scores("b", setup["train"], setup["ids"], setup["queries"], setup["qids"])
+    rescaled = TensorDataset(setup["xt"] * 0.5, setup["yt"])  # e.g. another tokenizer or max_length
+    assert eng.fit_factors(rescaled, setup["ids"])[1] is False
+    second = eng.pairwise_scores("b", rescaled, setup["ids"], setup["queries"], setup["qids"])
+    assert second.run_id != first.run_id and second.shards_computed == 1
