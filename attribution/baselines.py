@@ -7,7 +7,6 @@ pairwise method. Each is a run with its config, so SQL compares them with influe
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,16 +37,10 @@ def _write_self_run(
     existing = store.sql("SELECT status FROM runs WHERE run_id = ?", [run_id])
     if existing.height and existing["status"][0] == "finished":
         return ScoreRun(run_id, 1, 0, 0.0)
-    store.start_run("baseline", config={"method": method, **config}, seed=seed, dataset=dataset,
-                    model_fingerprint=model_fp, run_id=run_id)
-    try:
-        store.write_self_scores(run_id, {"sample_id": list(ids), "method": [method] * len(ids),
-                                         "score": values.astype(np.float32)}, shard=0)
-        store.finish_run(run_id)
-    except BaseException as exc:
-        with contextlib.suppress(stores.StoreError):
-            store.fail_run(run_id, f"{type(exc).__name__}: {exc}")
-        raise
+    with store.run("baseline", config={"method": method, **config}, seed=seed, dataset=dataset,
+                   model_fingerprint=model_fp, run_id=run_id) as run:
+        run.write("self_scores", {"sample_id": list(ids), "method": [method] * len(ids),
+                                  "score": values.astype(np.float32)}, shard=0)
     return ScoreRun(run_id, 1, 1, 0.0)
 
 

@@ -245,9 +245,8 @@ class InfluenceEngine:
         config = self._run_config(behaviour=behaviour, factors=factors, n_train=len(train_ids),
                                   n_queries=len(query_ids), train_fingerprint=ids_fingerprint(train_ids),
                                   query_fingerprint=ids_fingerprint(query_ids))
-        self.store.start_run("attribute", config=config, seed=self.config.seed, dataset=dataset,
-                             model_fingerprint=self.model_fingerprint, run_id=run_id)
-        try:
+        with self.store.run("attribute", config=config, seed=self.config.seed, dataset=dataset,
+                            model_fingerprint=self.model_fingerprint, run_id=run_id):
             done = self.store.completed_shards("scores", run_id)
             todo = [k for k in range(n_shards) if k not in done]
             qids = np.asarray(query_ids, dtype=object)
@@ -266,11 +265,6 @@ class InfluenceEngine:
                     bar(n)
                     if on_shard:
                         on_shard(k)
-            self.store.finish_run(run_id)
-        except BaseException as exc:
-            with contextlib.suppress(stores.StoreError):
-                self.store.fail_run(run_id, f"{type(exc).__name__}: {exc}")
-            raise
         return ScoreRun(run_id, n_shards, len(todo), time.perf_counter() - t0)
 
     def _pairwise_block(
@@ -307,10 +301,9 @@ class InfluenceEngine:
         if self._already_finished(run_id):
             return ScoreRun(run_id, n_shards, 0, time.perf_counter() - t0)
         config = self._run_config(factors=factors, n_train=len(train_ids), train_fingerprint=ids_fingerprint(train_ids))
-        self.store.start_run("self-influence", config=config, seed=self.config.seed, dataset=dataset,
-                             model_fingerprint=self.model_fingerprint, run_id=run_id)
         method = f"self_{self.config.strategy}"
-        try:
+        with self.store.run("self-influence", config=config, seed=self.config.seed, dataset=dataset,
+                            model_fingerprint=self.model_fingerprint, run_id=run_id):
             done = self.store.completed_shards("self_scores", run_id)
             todo = [k for k in range(n_shards) if k not in done]
             with _shard_progress(progress, "self-influence", len(train_ids), len(done) * self.config.shard_size) as bar:
@@ -333,11 +326,6 @@ class InfluenceEngine:
                         "score": values.astype(np.float32),
                     }, shard=k)
                     bar(hi - lo)
-            self.store.finish_run(run_id)
-        except BaseException as exc:
-            with contextlib.suppress(stores.StoreError):
-                self.store.fail_run(run_id, f"{type(exc).__name__}: {exc}")
-            raise
         return ScoreRun(run_id, n_shards, len(todo), time.perf_counter() - t0)
 
     # ------------------------------------------------------------------ helpers
