@@ -338,6 +338,21 @@ class InfluenceEngine:
                 "sign": "positive = training on the sample lowered the query loss", **extra}
 
 
+def score_matrix(store: stores.Store, run_id: str, query_ids: Sequence[str], train_ids: Sequence[str]) -> np.ndarray:
+    """A run's pairwise scores as a dense (queries x training samples) array, in the given orders.
+
+    For analysis at small scale (it holds Q x N floats); large runs are meant for SQL.
+    """
+    df = store.read_scores(run_id)
+    qi = {q: i for i, q in enumerate(query_ids)}
+    ti = {t: i for i, t in enumerate(train_ids)}
+    out = np.full((len(query_ids), len(train_ids)), np.nan)
+    out[[qi[q] for q in df["query_id"]], [ti[t] for t in df["sample_id"]]] = df["score"].to_numpy()
+    if np.isnan(out).any():
+        raise stores.StoreError(f"run {run_id} lacks scores for {int(np.isnan(out).sum())} (query, sample) pairs")
+    return out
+
+
 def _check_ids(dataset: data.Dataset, ids: Sequence[str], what: str) -> None:
     if len(dataset) != len(ids):  # type: ignore[arg-type]
         raise ValueError(f"{what} dataset has {len(dataset)} samples but {len(ids)} ids were given")  # type: ignore[arg-type]

@@ -36,7 +36,7 @@ from _common import RESULTS_DIR, machine_info, now_iso, print_table  # noqa: E40
 
 import stores  # noqa: E402
 from attribution.data import CompletionDataset, char_tokenizer  # noqa: E402
-from attribution.engine import EngineConfig, InfluenceEngine  # noqa: E402
+from attribution.engine import EngineConfig, InfluenceEngine, score_matrix  # noqa: E402
 from attribution.tasks import CausalLMTask, linearize_conv1d, mlp_linear_modules  # noqa: E402
 
 ALPHABET = "0123456789+-*= "
@@ -109,14 +109,6 @@ def floor_seconds(model, data: CompletionDataset, batch_size: int) -> float:
             h.remove()
         model.zero_grad(set_to_none=True)
     return time.perf_counter() - t0
-
-
-def score_matrix(store: stores.Store, run_id: str, qids: list[str], ids: list[str]) -> np.ndarray:
-    df = store.read_scores(run_id)
-    qi, ti = {q: i for i, q in enumerate(qids)}, {t: i for i, t in enumerate(ids)}
-    m = np.zeros((len(qids), len(ids)))
-    m[[qi[q] for q in df["query_id"]], [ti[t] for t in df["sample_id"]]] = df["score"].to_numpy()
-    return m
 
 
 def memory_child(n: int, work: Path, model_dir: Path, args: argparse.Namespace) -> float:

@@ -35,7 +35,7 @@ from _common import RESULTS_DIR, machine_info, now_iso, print_table  # noqa: E40
 
 import stores  # noqa: E402
 from attribution.baselines import per_sample_losses  # noqa: E402
-from attribution.engine import EngineConfig, InfluenceEngine  # noqa: E402
+from attribution.engine import EngineConfig, InfluenceEngine, score_matrix  # noqa: E402
 from attribution.tasks import ClassifierTask, RegressionTask  # noqa: E402
 
 CONCRETE = Path(__file__).resolve().parents[2] / "shared" / "data" / "uci-concrete" / "concrete.data"
@@ -135,11 +135,7 @@ def run_dataset(kind: str, args: argparse.Namespace) -> dict:
             engine = InfluenceEngine(store, model, task, EngineConfig(strategy=strategy, damping=args.damping,
                                                                       batch_size=128, shard_size=len(xt)))
             run = engine.pairwise_scores("queries", train, ids, queries, qids)
-            df = store.read_scores(run.run_id)
-            qi, ti = {q: i for i, q in enumerate(qids)}, {t: i for i, t in enumerate(ids)}
-            m = np.zeros((len(qids), len(ids)))
-            m[[qi[q] for q in df["query_id"]], [ti[t] for t in df["sample_id"]]] = df["score"].to_numpy()
-            all_scores[strategy] = m
+            all_scores[strategy] = score_matrix(store, run.run_id, qids, ids)
             out["seconds"][strategy] = time.perf_counter() - s0
         loss = per_sample_losses(model, task, train)
         all_scores["loss"] = np.tile(-loss, (len(qids), 1))  # high loss predicted to hurt every query

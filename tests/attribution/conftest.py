@@ -11,6 +11,7 @@ from torch.func import functional_call, grad, vmap
 from torch.utils.data import TensorDataset
 
 import stores
+from attribution.engine import score_matrix
 
 N_TRAIN, N_QUERY, L2 = 300, 12, 1e-2
 
@@ -70,13 +71,7 @@ def _neg_margin(logits, y):
 
 
 def _matrix(store: stores.Store, run_id: str, qids: list[str], ids: list[str]) -> np.ndarray:
-    df = store.read_scores(run_id)
-    qi = {q: i for i, q in enumerate(qids)}
-    ti = {t: i for i, t in enumerate(ids)}
-    out = np.full((len(qids), len(ids)), np.nan)
-    out[[qi[q] for q in df["query_id"]], [ti[t] for t in df["sample_id"]]] = df["score"].to_numpy()
-    assert not np.isnan(out).any()
-    return out
+    return score_matrix(store, run_id, qids, ids)
 
 
 def _model_copy(setup: dict) -> nn.Module:
