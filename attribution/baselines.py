@@ -27,8 +27,6 @@ from .engine import (
 )
 from .tasks import InfluenceTask
 
-SELF_METHODS = ("loss", "grad_norm", "random")
-
 
 def _write_self_run(
     store: stores.Store, method: str, run_id: str, ids: Sequence[str], values: np.ndarray,

@@ -17,7 +17,6 @@ implemented yet: ``lowrank_prefilter_*`` report low rank alone until it lands.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import RESULTS_DIR, machine_info, now_iso, print_table  # noqa: E402
+from _common import RESULTS_DIR, machine_info, now_iso, print_table, write_result  # noqa: E402
 
 import stores  # noqa: E402
 from attribution.data import CompletionDataset, char_tokenizer  # noqa: E402
@@ -224,8 +223,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"Spearman vs full {rho_all:.3f} (all), {rho_top:.3f} (top {top})")
     for n_, v in rss.items():
         print(f"peak RSS scoring {n_:,} samples: {v:,.0f} MiB")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, default=str))
+    write_result(args.out, result)
     print(f"wrote {args.out}")
     return result
 

@@ -15,7 +15,6 @@ Writes bench/results/lds.json: ``{"concrete": {"ekfac": .., "kfac": .., "diagona
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ from torch.utils.data import TensorDataset
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import RESULTS_DIR, machine_info, now_iso, print_table  # noqa: E402
+from _common import RESULTS_DIR, machine_info, now_iso, print_table, write_result  # noqa: E402
 
 import stores  # noqa: E402
 from attribution.baselines import per_sample_losses  # noqa: E402
@@ -187,8 +186,7 @@ def main(argv: list[str] | None = None) -> dict:
             ["method", "LDS", "reference", "scoring s"],
             [[m, v, REFERENCE[kind].get(m), res["seconds"].get(m)] for m, v in res["methods"].items()],
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, default=str))
+    write_result(args.out, result)
     print(f"wrote {args.out}")
     return result
 

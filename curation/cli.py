@@ -35,7 +35,7 @@ StoreOpt = Annotated[
         show_default=True,
     ),
 ]
-DEFAULT_STORE = Path("curation-store")
+DEFAULT_STORE = Path(stores.store.DEFAULT_STORE)
 
 
 class OutputFormat(StrEnum):

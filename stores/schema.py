@@ -70,8 +70,6 @@ CREATE TABLE IF NOT EXISTS shards (
 );
 """
 
-METADATA_TABLES = ("meta", "runs", "datasets", "behaviours", "curated", "shards")
-
 # Fixed schemas of the shard tables. ``samples`` has these leading columns and then the
 # dataset's own fields, so its views union shards by column name.
 SHARD_SCHEMAS: dict[str, pa.Schema] = {
