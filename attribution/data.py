@@ -94,3 +94,40 @@ def completion_dataset_from_store(
     else:
         prompts, completions = df["prompt"].to_list(), df["completion"].to_list()
     return CompletionDataset(prompts, completions, tokenizer, max_length), df["sample_id"].to_list()
+
+
+def tabular_dataset_from_store(
+    store: stores.Store, dataset: str, features: Sequence[str] | None = None, label: str = "label",
+    sample_ids: Sequence[str] | None = None, regression: bool = False,
+) -> tuple[torch.utils.data.TensorDataset, list[str], list[str]]:
+    """A tabular store dataset as ``(features, label)`` tensors, its ids and the feature names.
+
+    ``features`` defaults to every numeric field except the label. Labels are class indices
+    (integers) for classifiers and floats for regression. Nulls are an error naming the column.
+    """
+    import polars as pl
+
+    info = store.dataset_info(dataset)
+    fields = {f["name"]: f for f in info["fields"]}
+    if label not in fields:
+        raise stores.StoreError(f"dataset {dataset!r} has no label field {label!r}; fields: {', '.join(fields)}")
+    df = store.read_samples(dataset)
+    if features is None:
+        features = [c for c in fields if c != label and df.schema[c].is_numeric()]
+    unknown = [c for c in features if c not in df.columns]
+    if unknown:
+        raise stores.StoreError(f"dataset {dataset!r} has no field(s) {', '.join(unknown)}; fields: {', '.join(fields)}")
+    if not features:
+        raise stores.StoreError(f"dataset {dataset!r} has no numeric feature fields besides {label!r}")
+    if sample_ids is not None:
+        order = {sid: i for i, sid in enumerate(df["sample_id"].to_list())}
+        missing = [s for s in sample_ids if s not in order]
+        if missing:
+            raise stores.StoreError(f"{len(missing)} ids not in dataset {dataset!r}, e.g. {missing[0]}")
+        df = df[[order[s] for s in sample_ids]]
+    for c in [*features, label]:
+        if df[c].null_count():
+            raise stores.StoreError(f"dataset {dataset!r}: column {c!r} has {df[c].null_count()} nulls")
+    x = torch.tensor(df.select([pl.col(c).cast(pl.Float32) for c in features]).to_numpy())
+    y = torch.tensor(df[label].to_numpy(), dtype=torch.float32 if regression else torch.long)
+    return torch.utils.data.TensorDataset(x, y), df["sample_id"].to_list(), list(features)

@@ -76,9 +76,10 @@ class EngineConfig:
             lambda_max_examples=self.covariance_max_examples,
         )
 
-    def score_arguments(self) -> ScoreArguments:
-        """kronfluence arguments for computing scores."""
-        return ScoreArguments(damping_factor=self.damping, query_gradient_low_rank=self.low_rank)
+    def score_arguments(self, per_module: bool = False, per_token: bool = False) -> ScoreArguments:
+        """kronfluence arguments for computing scores (optionally decomposed per module / token)."""
+        return ScoreArguments(damping_factor=self.damping, query_gradient_low_rank=self.low_rank,
+                              compute_per_module_scores=per_module, compute_per_token_scores=per_token)
 
 
 def model_fingerprint(model: nn.Module) -> str:
@@ -225,26 +226,29 @@ class InfluenceEngine:
         query_ids: Sequence[str],
         *,
         dataset: str | None = None,
+        per_module: bool = False,
         progress: bool = False,
         on_shard: Callable[[int], None] | None = None,
     ) -> ScoreRun:
         """Score every training sample against every query of ``behaviour`` into ``scores``.
 
-        Resumes an interrupted run with the same inputs, computing only missing shards.
-        ``on_shard`` is called after each shard is written (used by tests to interrupt).
+        With ``per_module`` each score's split over the tracked modules also goes to
+        ``score_parts`` (one row per module; the parts sum to the score). Resumes an interrupted
+        run with the same inputs, computing only missing shards. ``on_shard`` is called after
+        each shard is written (used by tests to interrupt).
         """
         _check_ids(train, train_ids, "train")
         _check_ids(queries, query_ids, "query")
         t0 = time.perf_counter()
         factors, _ = self.fit_factors(train, train_ids)
         run_id = self.run_id_for("attribute", behaviour, ids_fingerprint(train_ids), ids_fingerprint(query_ids),
-                                 data_fingerprint(train), data_fingerprint(queries))
+                                 data_fingerprint(train), data_fingerprint(queries), *(["per_module"] if per_module else []))
         n_shards = -(-len(train_ids) // self.config.shard_size)
         if self._already_finished(run_id):
             return ScoreRun(run_id, n_shards, 0, time.perf_counter() - t0)
         config = self._run_config(behaviour=behaviour, factors=factors, n_train=len(train_ids),
                                   n_queries=len(query_ids), train_fingerprint=ids_fingerprint(train_ids),
-                                  query_fingerprint=ids_fingerprint(query_ids))
+                                  query_fingerprint=ids_fingerprint(query_ids), per_module=per_module)
         with self.store.run("attribute", config=config, seed=self.config.seed, dataset=dataset,
                             model_fingerprint=self.model_fingerprint, run_id=run_id):
             done = self.store.completed_shards("scores", run_id)
@@ -253,14 +257,18 @@ class InfluenceEngine:
             with _shard_progress(progress, "pairwise scores", len(train_ids), len(done) * self.config.shard_size) as bar:
                 for k in todo:
                     lo, hi = k * self.config.shard_size, min((k + 1) * self.config.shard_size, len(train_ids))
-                    scores = self._pairwise_block(factors, queries, train, list(range(lo, hi)))  # (Q, n)
+                    parts = self._pairwise_block(factors, queries, train, list(range(lo, hi)), per_module)
+                    scores = sum(parts.values())  # (Q, n); the only part is "all_modules" unless per_module
                     n = hi - lo
+                    sids = np.repeat(np.asarray(train_ids[lo:hi], dtype=object), len(query_ids))
                     table = pa.table({
                         "behaviour": pa.array([behaviour] * (n * len(query_ids)), pa.string()),
                         "query_id": pa.array(np.tile(qids, n), pa.string()),
-                        "sample_id": pa.array(np.repeat(np.asarray(train_ids[lo:hi], dtype=object), len(query_ids)), pa.string()),
+                        "sample_id": pa.array(sids, pa.string()),
                         "score": pa.array(scores.T.reshape(-1).astype(np.float32)),
                     })
+                    if per_module:  # parts first: the scores shard marks the training shard as done
+                        self.store.write_score_parts(run_id, _module_parts_table(behaviour, qids, sids, n, parts), shard=k)
                     self.store.write_scores(run_id, table, shard=k)
                     bar(n)
                     if on_shard:
@@ -268,8 +276,10 @@ class InfluenceEngine:
         return ScoreRun(run_id, n_shards, len(todo), time.perf_counter() - t0)
 
     def _pairwise_block(
-        self, factors: str, queries: data.Dataset, train: data.Dataset, indices: list[int]
-    ) -> np.ndarray:
+        self, factors: str, queries: data.Dataset, train: data.Dataset, indices: list[int],
+        per_module: bool = False, per_token: bool = False,
+    ) -> dict[str, np.ndarray]:
+        """kronfluence pairwise scores of the queries against ``indices``: module name -> array."""
         name = f"tmp-{_key(factors, indices[0], indices[-1], time.time_ns())}"
         try:
             with _quiet():
@@ -281,12 +291,75 @@ class InfluenceEngine:
                     train_indices=indices,
                     per_device_query_batch_size=self.config.query_batch_size,
                     per_device_train_batch_size=self.config.batch_size,
-                    score_args=self.config.score_arguments(),
+                    score_args=self.config.score_arguments(per_module=per_module, per_token=per_token),
                     overwrite_output_dir=True,
                 )
-            return self.analyzer.load_pairwise_scores(name)["all_modules"].float().cpu().numpy()
+            return {k: v.float().cpu().numpy() for k, v in self.analyzer.load_pairwise_scores(name).items()}
         finally:
             shutil.rmtree(self.analyzer.scores_output_dir(name), ignore_errors=True)
+
+    # ------------------------------------------------------------------ per-token
+    def token_scores(
+        self,
+        behaviour: str,
+        train: data.Dataset,
+        train_ids: Sequence[str],
+        queries: data.Dataset,
+        query_ids: Sequence[str],
+        sample_ids: Sequence[str],
+        *,
+        tokenizer: Any = None,
+        dataset: str | None = None,
+    ) -> ScoreRun:
+        """Per-token decomposition of the scores of ``sample_ids`` (a few training samples) into ``score_parts``.
+
+        One row per (query, sample, non-padding token of the sample): ``position`` and, with a
+        tokenizer, the ``token`` text. A sample's token scores sum to its pairwise score, so they
+        show *which tokens* made a sample influential (for reports). It costs a sequence length
+        times more output than pairwise scores: meant for the top samples of a behaviour, not all.
+        """
+        _check_ids(train, train_ids, "train")
+        _check_ids(queries, query_ids, "query")
+        where = {sid: i for i, sid in enumerate(train_ids)}
+        missing = [s for s in sample_ids if s not in where]
+        if missing:
+            raise ValueError(f"{len(missing)} sample ids are not in the training ids, e.g. {missing[0]}")
+        indices = [where[s] for s in sample_ids]
+        t0 = time.perf_counter()
+        factors, _ = self.fit_factors(train, train_ids)
+        run_id = self.run_id_for("token-scores", behaviour, ids_fingerprint(train_ids), ids_fingerprint(query_ids),
+                                 data_fingerprint(train), data_fingerprint(queries), ids_fingerprint(sample_ids))
+        if self._already_finished(run_id):
+            return ScoreRun(run_id, 1, 0, time.perf_counter() - t0)
+        config = self._run_config(behaviour=behaviour, factors=factors, n_train=len(train_ids),
+                                  n_queries=len(query_ids), sample_ids=list(sample_ids), per_token=True)
+        with self.store.run("token-scores", config=config, seed=self.config.seed, dataset=dataset,
+                            model_fingerprint=self.model_fingerprint, run_id=run_id):
+            per_token = self._pairwise_block(factors, queries, train, indices, per_token=True)["all_modules"]  # (Q, n, T)
+            cols: dict[str, list] = {k: [] for k in ("query_id", "sample_id", "position", "token", "score")}
+            for j, i in enumerate(indices):
+                item = train[i]
+                mask = item["attention_mask"].bool() if "attention_mask" in item else torch.ones_like(item["input_ids"]).bool()
+                positions = torch.nonzero(mask).flatten().tolist()
+                tokens = (tokenizer.convert_ids_to_tokens(item["input_ids"][positions].tolist())
+                          if tokenizer is not None else [None] * len(positions))
+                for q, qid in enumerate(query_ids):
+                    cols["query_id"] += [qid] * len(positions)
+                    cols["sample_id"] += [sample_ids[j]] * len(positions)
+                    cols["position"] += positions
+                    cols["token"] += tokens
+                    cols["score"] += per_token[q, j, positions].tolist()
+            n = len(cols["score"])
+            self.store.write_score_parts(run_id, pa.table({
+                "behaviour": pa.array([behaviour] * n, pa.string()),
+                "query_id": pa.array(cols["query_id"], pa.string()),
+                "sample_id": pa.array(cols["sample_id"], pa.string()),
+                "module": pa.array([None] * n, pa.string()),
+                "position": pa.array(cols["position"], pa.int32()),
+                "token": pa.array(cols["token"], pa.string()),
+                "score": pa.array(cols["score"], pa.float32()),
+            }), shard=0)
+        return ScoreRun(run_id, 1, 1, time.perf_counter() - t0)
 
     # ------------------------------------------------------------------ self-influence
     def self_scores(
@@ -351,6 +424,24 @@ def score_matrix(store: stores.Store, run_id: str, query_ids: Sequence[str], tra
     if np.isnan(out).any():
         raise stores.StoreError(f"run {run_id} lacks scores for {int(np.isnan(out).sum())} (query, sample) pairs")
     return out
+
+
+def _module_parts_table(behaviour: str, qids: np.ndarray, sids: np.ndarray, n: int,
+                        parts: dict[str, np.ndarray]) -> pa.Table:
+    """Per-module scores of a shard, sample-major like ``scores``, one row block per module."""
+    rows = n * len(qids)
+    blocks = []
+    for module, values in sorted(parts.items()):
+        blocks.append(pa.table({
+            "behaviour": pa.array([behaviour] * rows, pa.string()),
+            "query_id": pa.array(np.tile(qids, n), pa.string()),
+            "sample_id": pa.array(sids, pa.string()),
+            "module": pa.array([module] * rows, pa.string()),
+            "position": pa.nulls(rows, pa.int32()),
+            "token": pa.nulls(rows, pa.string()),
+            "score": pa.array(values.T.reshape(-1).astype(np.float32)),
+        }))
+    return pa.concat_tables(blocks)
 
 
 def _check_ids(dataset: data.Dataset, ids: Sequence[str], what: str) -> None:

@@ -195,51 +195,95 @@ def curate(
     out.print(f"  audit: curation sql \"SELECT * FROM curated_drops WHERE curated = '{name}'\"")
 
 
+class TaskKind(StrEnum):
+    """What kind of model ``curation attribute`` scores."""
+
+    causal_lm = "causal-lm"
+    classifier = "classifier"
+    regression = "regression"
+
+
 @app.command()
 def attribute(
     train: Annotated[str, typer.Option("--train", help="Training dataset to score")],
-    model: Annotated[Path, typer.Option("--model", help="Local folder of a causal LM (save_pretrained)")],
+    model: Annotated[Path, typer.Option("--model", help="Local model folder: a causal LM (save_pretrained) or an MLP (MLP.save)")],
+    task: Annotated[TaskKind, typer.Option(help="causal-lm (prompt/completion or text) or classifier/regression (tabular)")] = TaskKind.causal_lm,
     tokenizer: Annotated[Path | None, typer.Option(help="Local tokenizer folder (default: the model's)")] = None,
     behaviour: Annotated[str | None, typer.Option(help="Registered behaviour to attribute (its dataset and query ids)")] = None,
     queries: Annotated[str | None, typer.Option(help="Dataset whose samples are the queries (registers a behaviour)")] = None,
+    features: Annotated[str | None, typer.Option(help="Tabular: comma-separated feature fields (default: every numeric one)")] = None,
+    label_field: Annotated[str, typer.Option(help="Tabular: the label/target field")] = "label",
     strategy: Annotated[str, typer.Option(help="ekfac, kfac, diagonal or identity")] = "ekfac",
     damping: Annotated[float | None, typer.Option(help="Absolute damping (default: 0.1 x mean eigenvalue)")] = None,
     max_length: Annotated[int, typer.Option(help="Tokens per sample (longer completions are cut)")] = 256,
     batch_size: Annotated[int, typer.Option(help="Training samples per batch")] = 16,
     shard_size: Annotated[int, typer.Option(help="Training samples per written shard")] = 1024,
     low_rank: Annotated[int | None, typer.Option(help="Rank of query-gradient compression (query batching)")] = None,
+    per_module: Annotated[bool, typer.Option("--per-module", help="Also write each score's split over modules (score_parts)")] = False,
+    explain_top: Annotated[int, typer.Option(help="Causal LM: per-token scores of each query's top-K samples (score_parts)")] = 0,
     self_influence: Annotated[bool, typer.Option("--self", help="Also write self-influence scores")] = False,
     seed: Annotated[int, typer.Option(help="Seed for the Fisher's sampled labels")] = 0,
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
     """Score every training sample against a behaviour with influence functions (resumable)."""
-    from attribution.data import completion_dataset_from_store
     from attribution.engine import STRATEGIES, EngineConfig, InfluenceEngine
-    from attribution.models import load_causal_lm, load_tokenizer
-    from attribution.tasks import CausalLMTask
 
     if strategy not in STRATEGIES:
         raise typer.BadParameter(f"expected one of {', '.join(STRATEGIES)}", param_hint="--strategy")
     if behaviour is None and queries is None:
         raise typer.BadParameter("give --behaviour NAME (registered) or --queries DATASET", param_hint="--behaviour")
+    if explain_top and task != TaskKind.causal_lm:
+        raise typer.BadParameter("per-token scores need a causal LM (--task causal-lm)", param_hint="--explain-top")
     s = _open(store)
+    measurement = {"causal-lm": "completion_nll", "classifier": "neg_margin", "regression": "squared_error"}[task.value]
     if queries is not None:
-        behaviour = behaviour or f"{queries}-completions"
-        s.add_behaviour(behaviour, queries, "completion_nll", description=f"completions of {queries}", replace=True)
+        behaviour = behaviour or f"{queries}-{'completions' if task == TaskKind.causal_lm else 'labels'}"
+        s.add_behaviour(behaviour, queries, measurement, description=f"{measurement} of {queries}", replace=True)
     rec = s.behaviour(behaviour)
-    tok = load_tokenizer(tokenizer or model)
-    lm = load_causal_lm(model)
-    train_ds, train_ids = completion_dataset_from_store(s, train, tok, max_length)
-    query_ds, query_ids = completion_dataset_from_store(s, rec["dataset"], tok, max_length, rec["query_ids"])
+    tok = None
+    if task == TaskKind.causal_lm:
+        from attribution.data import completion_dataset_from_store
+        from attribution.models import load_causal_lm, load_tokenizer
+        from attribution.tasks import CausalLMTask
+
+        tok = load_tokenizer(tokenizer or model)
+        net = load_causal_lm(model)
+        train_ds, train_ids = completion_dataset_from_store(s, train, tok, max_length)
+        query_ds, query_ids = completion_dataset_from_store(s, rec["dataset"], tok, max_length, rec["query_ids"])
+        influence_task = CausalLMTask(net)
+    else:
+        from attribution.data import tabular_dataset_from_store
+        from attribution.models import load_mlp
+        from attribution.tasks import ClassifierTask, RegressionTask
+
+        net = load_mlp(model)
+        regression = task == TaskKind.regression
+        cols = [c.strip() for c in features.split(",")] if features else None
+        train_ds, train_ids, cols = tabular_dataset_from_store(s, train, cols, label_field, regression=regression)
+        query_ds, query_ids, _ = tabular_dataset_from_store(s, rec["dataset"], cols, label_field, rec["query_ids"],
+                                                            regression=regression)
+        if train_ds.tensors[0].shape[1] != net.config["n_in"]:
+            raise typer.BadParameter(f"the model takes {net.config['n_in']} features, the data has "
+                                     f"{train_ds.tensors[0].shape[1]} ({', '.join(cols)})", param_hint="--features")
+        influence_task = RegressionTask() if regression else ClassifierTask()
     cfg = EngineConfig(strategy=strategy, damping=damping, batch_size=batch_size, shard_size=shard_size,
                        low_rank=low_rank, seed=seed)
-    engine = InfluenceEngine(s, lm, CausalLMTask(lm), cfg)
+    engine = InfluenceEngine(s, net, influence_task, cfg)
     res = engine.pairwise_scores(behaviour, train_ds, train_ids, query_ds, query_ids, dataset=train,
-                                 progress=sys.stderr.isatty())
+                                 per_module=per_module, progress=sys.stderr.isatty())
     out.print(
         f"[green]scored[/] {len(train_ids):,} samples of {train} x {len(query_ids):,} queries of {behaviour} "
         f"({strategy}): run {res.run_id}, {res.shards_computed}/{res.shards_total} shards computed, {res.seconds:.1f} s"
     )
+    if explain_top:
+        top = s.sql(
+            """SELECT DISTINCT sample_id FROM scores WHERE run_id = ?
+               QUALIFY row_number() OVER (PARTITION BY query_id ORDER BY abs(score) DESC) <= ?""",
+            [res.run_id, explain_top])["sample_id"].to_list()
+        chosen = [sid for sid in train_ids if sid in set(top)]
+        tres = engine.token_scores(behaviour, train_ds, train_ids, query_ds, query_ids, chosen, tokenizer=tok,
+                                   dataset=train)
+        out.print(f"[green]per-token[/] scores of {len(chosen)} samples: run {tres.run_id} (table score_parts)")
     if self_influence:
         sres = engine.self_scores(train_ds, train_ids, dataset=train, progress=sys.stderr.isatty())
         out.print(f"[green]self-influence[/] run {sres.run_id}")

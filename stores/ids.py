@@ -1,7 +1,7 @@
 """Stable content ids for samples.
 
 A sample's id is a hash of its *content fields* (the fields mapped to the roles text, prompt,
-completion and label; or every field when no role is mapped), keyed by role name rather than by
+completion and label; or every field when only a label or no role is mapped, as in tabular data), keyed by role name rather than by
 the source column name. So the same text gets the same id in any store, whatever the file's
 column was called. The hash is computed in DuckDB during ingest and can be reproduced in Python
 with :func:`sample_id`.
@@ -47,7 +47,7 @@ def sample_id(fields: Mapping[str, object]) -> str:
     """Content id of one sample, e.g. ``sample_id({"prompt": "1+1=", "completion": "2"})``.
 
     Pass the sample's content fields under their role names (text, prompt, completion, label),
-    or every field for data without roles. Same content gives the same id in any store.
+    or every field (label under its role name) for data without text roles. Same content gives the same id in any store.
     """
     return hashlib.sha256(canonical_content(fields).encode("utf-8")).hexdigest()[:32]
 

@@ -560,7 +560,9 @@ def _ingest_once(
     columns = [c for c, _ in described]
     types = dict(described)
     roles = resolve_roles(columns, path, text_field, prompt_field, completion_field, label_field)
-    content = [(role, col) for role, col in roles.items()] or [(c, c) for c in columns]
+    content = [(role, col) for role, col in roles.items()]
+    if not set(roles) - {"label"}:  # no text roles (tabular data): every field is content
+        content = [(c, c) for c in columns if c not in roles.values()] + content
 
     used_names = set(roles)
     select = [f"{sql_sample_id(content)} AS sample_id"]

@@ -1,8 +1,8 @@
 """Catalog schema: the DuckDB tables every store has, the Parquet shard tables, and their views.
 
 Metadata tables (``meta``, ``runs``, ``datasets``, ``behaviours``, ``curated``, ``shards``) live in
-``catalog.duckdb``. Bulk tables (``samples``, ``scores``, ``self_scores``, ``flags``,
-``curated_drops``) are immutable Parquet shards under ``data/<table>/run=<run_id>/``; the catalog
+``catalog.duckdb``. Bulk tables (``samples``, ``scores``, ``score_parts``, ``self_scores``,
+``flags``, ``curated_drops``) are immutable Parquet shards under ``data/<table>/run=<run_id>/``; the catalog
 exposes each as a view over the shards of *finished* runs, so unfinished or failed work is never
 visible to a reader.
 """
@@ -90,6 +90,20 @@ SHARD_SCHEMAS: dict[str, pa.Schema] = {
             ("run_id", pa.string()),
             ("sample_id", pa.string()),
             ("method", pa.string()),
+            ("score", pa.float32()),
+        ]
+    ),
+    # Decompositions of pairwise scores, on request: per module (``module`` set, ``position``
+    # null) or per training token (``position``/``token`` set, ``module`` null = all modules).
+    "score_parts": pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("behaviour", pa.string()),
+            ("query_id", pa.string()),
+            ("sample_id", pa.string()),
+            ("module", pa.string()),
+            ("position", pa.int32()),
+            ("token", pa.string()),
             ("score", pa.float32()),
         ]
     ),

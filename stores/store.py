@@ -242,6 +242,12 @@ class Store:
                     )
         if needs_init:  # an initialisation killed before its commit left an empty catalog
             self._initialise()
+            return
+        with self.connect() as con:
+            views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+        if not set(SHARD_TABLES) <= views:  # a store written before a shard table was added
+            with self.write():
+                self._mark_views_dirty()
 
     # ------------------------------------------------------------------ connections
     def _open_duckdb(self, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -607,6 +613,14 @@ class Store:
         query-major rows (bench/sql_scores.py --layout).
         """
         return self.write_shard("scores", run_id, data, shard)
+
+    def write_score_parts(self, run_id: str, data: Any, shard: int | None = None) -> ShardInfo:
+        """Score decomposition shard: behaviour, query_id, sample_id, module, position, token, score."""
+        return self.write_shard("score_parts", run_id, data, shard)
+
+    def read_score_parts(self, run_id: str | None = None, behaviour: str | None = None) -> pl.DataFrame:
+        """Per-module / per-token score decompositions of finished runs."""
+        return self._read_table("score_parts", run_id=run_id, behaviour=behaviour)
 
     def write_self_scores(self, run_id: str, data: Any, shard: int | None = None) -> ShardInfo:
         """Self-influence / per-sample statistic shard: columns sample_id, method, score."""

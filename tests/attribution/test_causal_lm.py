@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 import torch
 from torch.utils.data import Dataset
@@ -100,3 +101,41 @@ def test_pairwise_scores_on_tiny_gpt2(tmp_path: Path) -> None:
     run2 = engine.pairwise_scores("answers", same, ["dup"] + ids[:47], queries, qids)
     q0 = store.read_scores(run2.run_id).filter(query_id="q0").sort("score", descending=True)
     assert "dup" in q0["sample_id"].head(3).to_list()
+
+
+def test_per_module_and_per_token_parts_sum_to_the_score(tmp_path: Path) -> None:
+    """Decompositions are consistent with the plain scores (kronfluence pitfall 6: stale per-module sums)."""
+    model = linearize_conv1d(_tiny_gpt2(1))
+    task = CausalLMTask(model)
+    train, queries = PromptCompletion(_pairs(40)), PromptCompletion(_pairs(3, 500))
+    ids, qids = [f"t{i}" for i in range(40)], [f"q{i}" for i in range(3)]
+    store = stores.open(tmp_path / "s")
+    engine = InfluenceEngine(store, model, task, EngineConfig(batch_size=8, shard_size=16))
+    plain = engine.pairwise_scores("b", train, ids, queries, qids)
+    split = engine.pairwise_scores("b", train, ids, queries, qids, per_module=True)
+    assert split.run_id != plain.run_id
+    total = store.sql("SELECT query_id, sample_id, score FROM scores WHERE run_id = ? ORDER BY ALL", [plain.run_id])
+    same = store.sql("SELECT query_id, sample_id, score FROM scores WHERE run_id = ? ORDER BY ALL", [split.run_id])
+    np.testing.assert_allclose(same["score"].to_numpy(), total["score"].to_numpy(), rtol=1e-4, atol=1e-4)
+    parts = store.sql(
+        """SELECT query_id, sample_id, sum(score) AS score, count(*) AS n, count(DISTINCT module) AS m
+           FROM score_parts WHERE run_id = ? GROUP BY ALL ORDER BY query_id, sample_id""", [split.run_id])
+    assert parts.height == 40 * 3 and set(parts["m"]) == {4} and set(parts["n"]) == {4}
+    scale = np.abs(total["score"].to_numpy()).max()
+    np.testing.assert_allclose(parts["score"].to_numpy(), total["score"].to_numpy(), atol=1e-4 * scale)
+
+    chosen = ["t3", "t17"]
+    class CharTokens:  # the one tokenizer method token_scores uses
+        @staticmethod
+        def convert_ids_to_tokens(ids: list[int]) -> list[str]:
+            return [VOCAB[i] for i in ids]
+
+    tok = engine.token_scores("b", train, ids, queries, qids, chosen, tokenizer=CharTokens())
+    rows = store.sql("SELECT * FROM score_parts WHERE run_id = ? ORDER BY query_id, sample_id, position", [tok.run_id])
+    t3 = rows.filter(sample_id="t3", query_id="q0")
+    prompt, completion = _pairs(40)[3]
+    assert "".join(t3["token"].to_list()) == prompt + completion  # padding excluded, text decoded
+    assert t3["module"].null_count() == t3.height
+    sums = rows.group_by("query_id", "sample_id").agg(s=pl.col("score").sum()).sort("query_id", "sample_id")
+    want = total.filter(pl.col("sample_id").is_in(chosen)).sort("query_id", "sample_id")
+    np.testing.assert_allclose(sums["s"].to_numpy(), want["score"].to_numpy(), atol=1e-3 * scale)

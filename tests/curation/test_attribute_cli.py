@@ -55,3 +55,58 @@ def test_attribute_refuses_missing_model_and_bad_strategy(tmp_path: Path) -> Non
     assert res.exit_code == 2 and "--strategy" in res.output
     res = runner.invoke(app, ["attribute", "--train", "t", "--queries", "t", "--model", str(tmp_path / "nope"), "--store", st])
     assert res.exit_code != 0 and "no hub downloads" in str(res.exception)
+
+
+def test_attribute_writes_module_and_token_decompositions(tmp_path: Path) -> None:
+    _save_tiny_lm(tmp_path / "lm")
+    st = str(tmp_path / "st")
+    train = [{"prompt": f"{i}+{i % 5}=", "completion": f" {i + i % 5}"} for i in range(20)]
+    runner.invoke(app, ["ingest", str(write_jsonl(tmp_path / "t.jsonl", train)), "-d", "train", "--store", st])
+    runner.invoke(app, ["ingest", str(write_jsonl(tmp_path / "q.jsonl", train[:2])), "-d", "q", "--store", st])
+    res = runner.invoke(app, ["attribute", "--train", "train", "--queries", "q", "--model", str(tmp_path / "lm"),
+                              "--max-length", "16", "--batch-size", "8", "--per-module", "--explain-top", "2",
+                              "--store", st])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    store = stores.open(st)
+    modules = store.sql("SELECT DISTINCT module FROM score_parts WHERE module IS NOT NULL ORDER BY 1")["module"].to_list()
+    assert modules == [f"transformer.h.{i}.mlp.{m}" for i in range(2) for m in ("c_fc", "c_proj")]
+    tokens = store.sql("SELECT sample_id, string_agg(token, '' ORDER BY position) AS text FROM score_parts "
+                       "WHERE position IS NOT NULL AND query_id = (SELECT min(query_id) FROM score_parts) GROUP BY 1")
+    texts = {r["prompt"] + r["completion"] + "<eos>" for r in train}
+    assert 1 <= tokens.height <= 4 and set(tokens["text"]) <= texts
+
+
+def test_attribute_a_tabular_classifier(tmp_path: Path) -> None:
+    from sklearn.datasets import load_iris
+
+    from attribution.models import MLP
+
+    x, y = load_iris(return_X_y=True)
+    rows = [{f"f{j}": float(v) for j, v in enumerate(xi)} | {"label": int(yi)} for xi, yi in zip(x, y, strict=True)]
+    torch.manual_seed(0)
+    net = MLP(4, [8], 3)
+    opt = torch.optim.Adam(net.parameters(), lr=0.05)
+    xt, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(y)
+    for _ in range(100):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(xt), yt).backward()
+        opt.step()
+    net.save(tmp_path / "mlp")
+    st = str(tmp_path / "st")
+    runner.invoke(app, ["ingest", str(write_jsonl(tmp_path / "iris.jsonl", rows[::2])), "-d", "iris", "--store", st])
+    runner.invoke(app, ["ingest", str(write_jsonl(tmp_path / "q.jsonl", rows[1:12:2])), "-d", "q", "--store", st])
+    res = runner.invoke(app, ["attribute", "--task", "classifier", "--train", "iris", "--queries", "q",
+                              "--model", str(tmp_path / "mlp"), "--store", st])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    store = stores.open(st)
+    assert store.sql("SELECT count(*) AS n FROM scores")["n"][0] == 75 * 6
+    assert store.behaviour("q-labels")["measurement"] == "neg_margin"
+    # the query's own class helps it: same-label training samples score higher on average
+    by_label = store.sql("""SELECT t.label = q.label AS same, avg(s.score) AS mean FROM scores s
+                            JOIN samples t ON t.sample_id = s.sample_id AND t.dataset = 'iris'
+                            JOIN samples q ON q.sample_id = s.query_id AND q.dataset = 'q' GROUP BY 1""")
+    means = dict(by_label.iter_rows())
+    assert means[True] > means[False]
+    bad = runner.invoke(app, ["attribute", "--task", "classifier", "--train", "iris", "--queries", "q",
+                              "--model", str(tmp_path / "mlp"), "--features", "f0,f1", "--store", st])
+    assert bad.exit_code == 2 and "takes 4 features" in bad.output

@@ -194,3 +194,14 @@ def test_datasetdict_folder_picks_split(tmp_path: Path, store: stores.Store) -> 
     assert ingest(store, tmp_path / "dd", "te", split="test").n_samples == 3
     with pytest.raises(IngestError, match="splits .*train.*; choose one with --split"):
         ingest(store, tmp_path / "dd", "x", split="validation")
+
+
+def test_tabular_rows_with_the_same_label_get_distinct_ids(tmp_path: Path) -> None:
+    """Without text roles every field is content: rows sharing only a label are not duplicates."""
+    src = tmp_path / "tab.csv"
+    src.write_text("a,b,label\n1,2.5,0\n3,4.0,0\n1,2.5,0\n")
+    store = stores.open(tmp_path / "s")
+    res = ingest(store, src, "tab")
+    assert res.n_samples == 3 and res.n_duplicates == 1  # only the repeated row
+    df = store.read_samples("tab")
+    assert df["sample_id"][0] == stores.sample_id({"a": 1, "b": 2.5, "label": 0})
