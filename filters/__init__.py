@@ -1,1 +1,6 @@
-"""Per-sample filters that turn evidence into flags with reasons."""
+"""Per-sample filters that turn evidence into flags with reasons (see :mod:`filters.base`)."""
+
+from .base import Budget, Evidence, Filter, FilterRun, Flags, rank_percentile
+from .noisy_cot import NoisyCoTFilter
+
+__all__ = ["Budget", "Evidence", "Filter", "FilterRun", "Flags", "NoisyCoTFilter", "rank_percentile"]

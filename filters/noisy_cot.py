@@ -1,0 +1,124 @@
+"""Noisy chain-of-thought traces: flag training traces whose steps are wrong.
+
+Evidence (each optional, at least one required), all read from the store:
+- ``self_influence``: self-influence of each trace (a ``self_scores`` run of the engine). Traces
+  the model cannot fit from the rest (random digits, propagated errors) have large gradients
+  that the curvature does not explain away, so they stand out (spec probe: AUROC 0.99).
+- ``loss``: the completion-token loss of each trace (a ``loss`` baseline run).
+- ``query_push``: pairwise influence on the model's *wrong* answers to failing test queries
+  (measurement = -log p(its own wrong completion)); a trace that makes many wrong answers more
+  likely is suspect. Influence on *clean* answers is not used: the spec's probe found it near
+  random as a noise detector.
+
+Combination rule (documented, not learned): the weighted mean of the evidence's rank
+percentiles (1 = most suspicious). Rank averaging makes scales irrelevant and a trace must be
+extreme on several signals to rank first. The flag budget is a fraction or a score threshold.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+import stores
+
+from .base import Budget, Evidence, Filter, Flags
+from .evidence import dataset_ids, median_ratio, query_push_evidence, self_score_evidence
+
+
+class NoisyCoTFilter(Filter):
+    """Flags noisy chain-of-thought traces from self-influence, loss and failing-query influence.
+
+    Pass the run ids of the evidence to use; ``weights`` maps evidence names
+    (``self_influence``, ``loss``, ``query_push``) to their weight in the rank mean.
+    """
+
+    name = "noisy_cot"
+
+    def __init__(
+        self,
+        *,
+        self_influence_run: str | None = None,
+        loss_run: str | None = None,
+        query_run: str | None = None,
+        weights: dict[str, float] | None = None,
+        budget: Budget | None = None,
+        top_fraction: float = 0.02,
+    ):
+        super().__init__(budget)
+        if not (self_influence_run or loss_run or query_run):
+            raise ValueError("NoisyCoTFilter needs at least one of self_influence_run, loss_run, query_run")
+        self.self_influence_run = self_influence_run
+        self.loss_run = loss_run
+        self.query_run = query_run
+        self.weights = {"self_influence": 1.0, "loss": 1.0, "query_push": 1.0} | (weights or {})
+        self.top_fraction = top_fraction
+
+    def gather(self, store: stores.Store) -> tuple[list[Evidence], dict[str, int]]:
+        """The evidence this filter was given, read from the store (and the per-sample push counts)."""
+        evidence: list[Evidence] = []
+        counts: dict[str, int] = {}
+        if self.self_influence_run:
+            evidence.append(self_score_evidence(store, self.self_influence_run, "self_influence"))
+        if self.loss_run:
+            evidence.append(self_score_evidence(store, self.loss_run, "loss", unit="nats"))
+        if self.query_run:
+            ev, counts = query_push_evidence(store, self.query_run, self.top_fraction, "query_push")
+            evidence.append(ev)
+        return evidence, counts
+
+    def evaluate(self, store: stores.Store, dataset: str) -> Flags:
+        ids = dataset_ids(store, dataset)
+        evidence, counts = self.gather(store)
+        pct = {e.name: e.percentile(ids) for e in evidence}
+        raw = {e.name: e.aligned(ids) for e in evidence}
+        score = combine_ranks(pct, self.weights)
+        loss_ratio = median_ratio(raw["loss"]) if "loss" in raw else None
+        n = len(ids)
+        n_queries = _n_queries(store, self.query_run) if self.query_run else 0
+
+        def explain(i: int, flagged: bool) -> str:
+            parts = []
+            if "self_influence" in pct and np.isfinite(pct["self_influence"][i]):
+                parts.append(f"self-influence in top {_top(pct['self_influence'][i], n)}")
+            if loss_ratio is not None and np.isfinite(loss_ratio[i]):
+                parts.append(f"completion loss {loss_ratio[i]:.1f}x median")
+            if "query_push" in pct:
+                k = counts.get(ids[i], 0)
+                parts.append(f"pushes the wrong answer on {k} of {n_queries} failing queries "
+                             f"(top {self.top_fraction:.0%} pusher)")
+            verdict = "flagged" if flagged else "kept"
+            return f"{', '.join(parts)}; combined rank {score[i]:.3f}, {verdict} at {self.budget.describe()}"
+
+        return self.flags_from_score(ids, score, evidence, explain)
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "combine": "weighted mean of rank percentiles"}
+
+
+def combine_ranks(percentiles: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
+    """Weighted mean of rank percentiles over the evidence a sample has (NaN where it has none)."""
+    num = None
+    den = None
+    for name, p in percentiles.items():
+        w = float(weights.get(name, 1.0))
+        ok = np.isfinite(p)
+        term = np.where(ok, p * w, 0.0)
+        wt = np.where(ok, w, 0.0)
+        num = term if num is None else num + term
+        den = wt if den is None else den + wt
+    if num is None:
+        raise ValueError("no evidence to combine")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def _top(percentile: float, n: int) -> str:
+    rank = int(round((1.0 - percentile) * (n - 1))) + 1
+    share = rank / n
+    return f"{share:.0%} (rank {rank:,} of {n:,})" if share >= 0.01 else f"{share:.1%} (rank {rank:,} of {n:,})"
+
+
+def _n_queries(store: stores.Store, run_id: str) -> int:
+    return int(store.sql("SELECT count(DISTINCT query_id) AS n FROM scores WHERE run_id = ?", [run_id])["n"][0])
