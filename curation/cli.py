@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -291,6 +292,129 @@ def attribute(
         "  top helpers of each query: curation sql \"SELECT query_id, sample_id, score FROM scores "
         f"WHERE run_id = '{res.run_id}' QUALIFY row_number() OVER (PARTITION BY query_id ORDER BY score DESC) <= 5\"",
         soft_wrap=True,
+    )
+
+
+generate_app = typer.Typer(
+    help="Generate synthetic datasets with planted, known problems into the store.",
+    no_args_is_help=True,
+)
+app.add_typer(generate_app, name="generate")
+
+# TintConfig field -> the option that sets it (for errors that name the option)
+_TINT_OPTIONS = {
+    "n": "--n", "functions": "--functions", "max_digits": "--max-digits", "list_len": "--list-len",
+    "max_lines": "--max-lines", "dynamic_rate": "--dynamic", "p_dyn": "--p-dyn", "static_rate": "--static",
+    "p_c": "--p-c", "p_l": "--p-l",
+}
+
+
+def _parse_list_len(text: str) -> tuple[int, int]:
+    lo, _, hi = text.partition("-")
+    try:
+        return int(lo), int(hi or lo)
+    except ValueError:
+        raise typer.BadParameter(f"expected MIN-MAX or N (e.g. 3-5), got {text!r}", param_hint="--list-len") from None
+
+
+@generate_app.command("tint")
+def generate_tint(
+    name: Annotated[str, typer.Option("--name", help="Dataset to create with the training traces")],
+    n: Annotated[int, typer.Option("--n", help="Number of training traces")] = 20_000,
+    dynamic: Annotated[float, typer.Option("--dynamic", help="Fraction of traces with dynamic (propagating) noise")] = 0.0,
+    p_dyn: Annotated[float, typer.Option("--p-dyn", help="Dynamic noise: chance each digit after the first non-zero one is redrawn")] = 0.2,
+    static: Annotated[float, typer.Option("--static", help="Fraction of traces with static (local) noise")] = 0.0,
+    p_c: Annotated[float, typer.Option("--p-c", help="Static digit noise: chance each digit is redrawn")] = 0.3,
+    p_l: Annotated[float, typer.Option("--p-l", help="Static line noise: chance each non-answer line is deleted")] = 0.3,
+    require_change: Annotated[bool, typer.Option("--require-change", help="Redraw until every noised trace differs from its clean trace (departs from the paper)")] = False,
+    functions: Annotated[str | None, typer.Option(help="Comma-separated functions (default: add,sub,mul,div,gcd,sort,median; also len,rshift,index)")] = None,
+    max_digits: Annotated[int, typer.Option(help="Numbers have 1..max-digits digits")] = 3,
+    list_len: Annotated[str, typer.Option(help="List sizes for sort/median/len/index: MIN-MAX or N")] = "3-5",
+    max_lines: Annotated[int, typer.Option(help="Longest trace in lines (longer problems are redrawn)")] = 300,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same datasets)")] = 0,
+    test_n: Annotated[int, typer.Option(help="Also write this many noise-free test traces (0: none)")] = 0,
+    test_name: Annotated[str | None, typer.Option(help="Dataset for the test traces (default: NAME_test)")] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Replace existing datasets of those names")] = False,
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """TInt chain-of-thought traces (Havrilla & Iyer 2024) with planted static/dynamic noise."""
+    from curation.datasets import (
+        TintConfig,
+        TintConfigError,
+        generate_tint_test,
+        summarize,
+        write_parquet,
+    )
+    from curation.datasets import generate_tint as make_tint
+    from stores.errors import DatasetExistsError
+    from stores.ingest import ingest as run_ingest
+    from stores.store import validate_name
+
+    def bad(exc: TintConfigError) -> typer.BadParameter:
+        return typer.BadParameter(str(exc).split(": ", 1)[1], param_hint=_TINT_OPTIONS.get(exc.param, exc.param))
+
+    def say(text: str) -> None:
+        out.print(text, soft_wrap=True)
+
+    if n <= 0:
+        raise typer.BadParameter(f"expected a positive number of traces, got {n}", param_hint="--n")
+    if test_n < 0:
+        raise typer.BadParameter(f"expected 0 or more test traces, got {test_n}", param_hint="--test-n")
+    func_names = tuple(f.strip() for f in functions.split(",") if f.strip()) if functions is not None else None
+    try:
+        cfg = TintConfig(
+            **({"functions": func_names} if func_names is not None else {}), max_digits=max_digits,
+            list_len=_parse_list_len(list_len), max_lines=max_lines, dynamic_rate=dynamic, p_dyn=p_dyn,
+            static_rate=static, p_c=p_c, p_l=p_l, require_change=require_change,
+        )
+    except TintConfigError as exc:
+        raise bad(exc) from None
+    names = [validate_name(name)]
+    if test_n:
+        test_name = validate_name(test_name or f"{name}_test")
+        if test_name == name:
+            raise typer.BadParameter("the test set needs a name of its own", param_hint="--test-name")
+        names.append(test_name)
+    try:  # all in memory first: a bad setting fails before the store is touched
+        train = make_tint(n, seed=seed, **cfg.as_dict())
+        test = generate_tint_test(
+            test_n, seed=seed, functions=cfg.functions, max_digits=cfg.max_digits, list_len=cfg.list_len,
+            max_lines=cfg.max_lines, exclude_prompts={r["prompt"] for r in train},
+        ) if test_n else []
+    except TintConfigError as exc:
+        raise bad(exc) from None
+    s = _open(store, create=True)
+    if not replace:  # both names checked before either is written
+        for nm in names:
+            if s.sql("SELECT 1 FROM datasets WHERE name = ?", [nm]).height:
+                raise DatasetExistsError(f"dataset {nm!r} already exists; pass --replace to overwrite it")
+    config = {"generator": "tint", "n": n, "test_n": test_n, "datasets": names, **cfg.as_dict()}
+    ingest_runs = []
+    with s.run("generate", config=config, seed=seed, dataset=name) as run:
+        with tempfile.TemporaryDirectory(prefix="curation-tint-") as tmp:
+            for nm, records in zip(names, (train, test), strict=False):
+                path = write_parquet(records, Path(tmp) / f"{nm}.parquet")
+                res = run_ingest(s, path, nm, prompt_field="prompt", completion_field="completion", replace=replace)
+                ingest_runs.append(res.run_id)
+
+    summ = summarize(train)
+    kinds = ", ".join(f"{k} {c:,}" for k, c in summ.by_noise.items())
+    say(f"[green]generated[/] {n:,} TInt traces into dataset [bold]{name}[/] (seed {seed}): {kinds}")
+    for kind, count in summ.by_noise.items():
+        if kind != "clean":
+            say(
+                f"  {kind}: {summ.trace_changed_by_noise.get(kind, 0):,} of {count:,} traces changed by the noise, "
+                f"answer wrong in {summ.answer_wrong_by_noise.get(kind, 0):,}"
+            )
+    say("  functions: " + ", ".join(f"{f} {c:,}" for f, c in summ.by_func.items()))
+    chars = summ.completion_chars
+    say(f"  completion length (chars): median {chars['median']}, p90 {chars['p90']}, max {chars['max']}")
+    if test:
+        say(f"  test: {len(test):,} noise-free traces in dataset [bold]{names[1]}[/] (no prompt shared with {name})")
+    say(f"  runs: {run.id} (config), ingest {', '.join(ingest_runs)}; store: {s.root}")
+    say(
+        "  slice: curation sql \"SELECT noise, func, count(*) AS n, avg(answer_correct::INT) AS acc FROM samples "
+        f"WHERE dataset = '{name}' GROUP BY ALL ORDER BY ALL\"",
     )
 
 
