@@ -227,6 +227,8 @@ class InfluenceEngine:
         *,
         dataset: str | None = None,
         per_module: bool = False,
+        candidates: np.ndarray | None = None,
+        prefilter: dict[str, Any] | None = None,
         progress: bool = False,
         on_shard: Callable[[int], None] | None = None,
     ) -> ScoreRun:
@@ -236,9 +238,17 @@ class InfluenceEngine:
         ``score_parts`` (one row per module; the parts sum to the score). Resumes an interrupted
         run with the same inputs, computing only missing shards. ``on_shard`` is called after
         each shard is written (used by tests to interrupt).
+
+        ``candidates`` (queries x K training indices, e.g. from :mod:`attribution.prefilter`)
+        restricts scoring to each query's candidates: only those pairs are computed and written
+        (exactly the values full scoring gives them, at a cost of queries x K instead of queries
+        x N); ``prefilter`` describes how they were picked and is recorded in the run's config.
         """
         _check_ids(train, train_ids, "train")
         _check_ids(queries, query_ids, "query")
+        if candidates is not None:
+            return self._candidate_pairwise(behaviour, train, train_ids, queries, query_ids, candidates,
+                                            prefilter or {}, dataset=dataset, progress=progress, on_shard=on_shard)
         t0 = time.perf_counter()
         factors, _ = self.fit_factors(train, train_ids)
         run_id = self.run_id_for("attribute", behaviour, ids_fingerprint(train_ids), ids_fingerprint(query_ids),
@@ -273,6 +283,57 @@ class InfluenceEngine:
                     bar(n)
                     if on_shard:
                         on_shard(k)
+        return ScoreRun(run_id, n_shards, len(todo), time.perf_counter() - t0)
+
+    def _candidate_pairwise(
+        self, behaviour: str, train: data.Dataset, train_ids: Sequence[str], queries: data.Dataset,
+        query_ids: Sequence[str], candidates: np.ndarray, prefilter: dict[str, Any], *,
+        dataset: str | None, progress: bool, on_shard: Callable[[int], None] | None,
+    ) -> ScoreRun:
+        """Pairwise scores of each query against its candidates only; a shard per block of queries."""
+        from .candidates import engine_candidate_scores
+
+        if self.config.low_rank is not None:
+            raise ValueError("low_rank does not apply to candidate scoring, which is exact for each pair; unset one")
+        cand = np.asarray(candidates, dtype=np.int64)
+        if cand.ndim != 2 or cand.shape[0] != len(query_ids):
+            raise ValueError(f"candidates must be (queries x K) = ({len(query_ids)} x K), got shape {cand.shape}")
+        if cand.size and (cand.min() < 0 or cand.max() >= len(train_ids)):
+            raise ValueError(f"candidate indices must be in [0, {len(train_ids)}), got [{cand.min()}, {cand.max()}]")
+        t0 = time.perf_counter()
+        factors, _ = self.fit_factors(train, train_ids)
+        cand_fp = hashlib.sha256(cand.tobytes() + str(cand.shape).encode()).hexdigest()[:24]
+        run_id = self.run_id_for("attribute", behaviour, ids_fingerprint(train_ids), ids_fingerprint(query_ids),
+                                 data_fingerprint(train), data_fingerprint(queries), "candidates", cand_fp)
+        block = self.config.shard_size  # queries per shard
+        n_shards = -(-len(query_ids) // block)
+        if self._already_finished(run_id):
+            return ScoreRun(run_id, n_shards, 0, time.perf_counter() - t0)
+        config = self._run_config(behaviour=behaviour, factors=factors, n_train=len(train_ids),
+                                  n_queries=len(query_ids), train_fingerprint=ids_fingerprint(train_ids),
+                                  query_fingerprint=ids_fingerprint(query_ids),
+                                  prefilter={"k": int(cand.shape[1]), "candidates_fingerprint": cand_fp, **prefilter},
+                                  note="scores exist only for each query's candidates")
+        tids = np.asarray(train_ids, dtype=object)
+        with self.store.run("attribute", config=config, seed=self.config.seed, dataset=dataset,
+                            model_fingerprint=self.model_fingerprint, run_id=run_id):
+            done = self.store.completed_shards("scores", run_id)
+            todo = [k for k in range(n_shards) if k not in done]
+            for k in todo:
+                lo, hi = k * block, min((k + 1) * block, len(query_ids))
+                values = engine_candidate_scores(self, train, train_ids, data.Subset(queries, range(lo, hi)),
+                                                 cand[lo:hi], progress=progress)
+                q_idx = np.repeat(np.arange(lo, hi), cand.shape[1])
+                t_idx = cand[lo:hi].reshape(-1)
+                order = np.lexsort((q_idx, t_idx))  # sample-major, like full runs
+                self.store.write_scores(run_id, pa.table({
+                    "behaviour": pa.array([behaviour] * len(order), pa.string()),
+                    "query_id": pa.array(np.asarray(query_ids, dtype=object)[q_idx[order]], pa.string()),
+                    "sample_id": pa.array(tids[t_idx[order]], pa.string()),
+                    "score": pa.array(values.reshape(-1)[order].astype(np.float32)),
+                }), shard=k)
+                if on_shard:
+                    on_shard(k)
         return ScoreRun(run_id, n_shards, len(todo), time.perf_counter() - t0)
 
     def _pairwise_block(

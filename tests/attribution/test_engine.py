@@ -173,3 +173,26 @@ def test_same_ids_with_other_data_reuse_nothing(tmp_path: Path, setup: dict) -> 
     assert eng.fit_factors(rescaled, setup["ids"])[1] is False
     second = eng.pairwise_scores("b", rescaled, setup["ids"], setup["queries"], setup["qids"])
     assert second.run_id != first.run_id and second.shards_computed == 1
+
+
+def test_candidate_runs_write_exactly_the_full_scores_of_candidate_pairs(tmp_path: Path, setup: dict) -> None:
+    store = stores.open(tmp_path / "s")
+    ids, qids = setup["ids"], setup["qids"]
+    eng = InfluenceEngine(store, _model_copy(setup), ClassifierTask(), EngineConfig(shard_size=7))
+    full = eng.pairwise_scores("b", setup["train"], ids, setup["queries"], qids)
+    dense = _matrix(store, full.run_id, qids, ids)
+    rng = np.random.default_rng(0)
+    cand = np.stack([rng.choice(len(ids), 12, replace=False) for _ in qids])
+    run = eng.pairwise_scores("b", setup["train"], ids, setup["queries"], qids, candidates=cand,
+                              prefilter={"method": "random"})
+    assert run.shards_total == -(-len(qids) // 7)
+    df = store.read_scores(run.run_id)
+    assert df.height == cand.size
+    qi, ti = {q: i for i, q in enumerate(qids)}, {t: i for i, t in enumerate(ids)}
+    got = df["score"].to_numpy()
+    want = dense[[qi[q] for q in df["query_id"]], [ti[t] for t in df["sample_id"]]]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * np.abs(dense).max())
+    cfg = store.get_run(run.run_id)["config"]
+    assert cfg["prefilter"]["k"] == 12 and cfg["prefilter"]["method"] == "random"
+    with pytest.raises(ValueError, match="candidate indices"):
+        eng.pairwise_scores("b", setup["train"], ids, setup["queries"], qids, candidates=cand + len(ids))
