@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-all bench bench-ingest bench-sql bench-engine lint format clean
+.PHONY: install demo test test-all bench bench-ingest bench-sql bench-engine bench-noisy-cot lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
 
-bench: bench-ingest bench-sql
+bench: bench-ingest bench-sql bench-engine bench-noisy-cot
 
 bench-ingest: $(STAMP)
 	$(BIN)/python bench/ingest_throughput.py
@@ -33,6 +33,9 @@ bench-sql: $(STAMP)
 bench-engine: $(STAMP)
 	$(BIN)/python bench/lds.py
 	$(BIN)/python bench/engine_throughput.py
+
+bench-noisy-cot: $(STAMP)
+	$(BIN)/python bench/noisy_cot.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

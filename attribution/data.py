@@ -18,13 +18,14 @@ PAD, UNK, EOS = "<pad>", "<unk>", "<eos>"
 
 def char_tokenizer(alphabet: str):
     """A fast Hugging Face tokenizer with one token per character of ``alphabet`` (+ pad/unk/eos)."""
-    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     chars = sorted(set(alphabet))
     vocab = {PAD: 0, UNK: 1, EOS: 2} | {c: i + 3 for i, c in enumerate(chars)}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
     tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tok.decoder = decoders.Fuse()  # decode to the characters themselves, not space-joined tokens
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, unk_token=UNK, eos_token=EOS)
 
 
@@ -84,11 +85,7 @@ def completion_dataset_from_store(
         raise stores.StoreError(f"dataset {dataset!r} has no prompt/completion or text fields to train on")
     df = store.read_samples(dataset, columns=cols)
     if sample_ids is not None:
-        order = {sid: i for i, sid in enumerate(df["sample_id"].to_list())}
-        missing = [s for s in sample_ids if s not in order]
-        if missing:
-            raise stores.StoreError(f"{len(missing)} ids not in dataset {dataset!r}, e.g. {missing[0]}")
-        df = df[[order[s] for s in sample_ids]]
+        df = _select(df, sample_ids, dataset)
     if "text" in cols:
         prompts, completions = [""] * df.height, df["text"].to_list()
     else:
@@ -120,14 +117,19 @@ def tabular_dataset_from_store(
     if not features:
         raise stores.StoreError(f"dataset {dataset!r} has no numeric feature fields besides {label!r}")
     if sample_ids is not None:
-        order = {sid: i for i, sid in enumerate(df["sample_id"].to_list())}
-        missing = [s for s in sample_ids if s not in order]
-        if missing:
-            raise stores.StoreError(f"{len(missing)} ids not in dataset {dataset!r}, e.g. {missing[0]}")
-        df = df[[order[s] for s in sample_ids]]
+        df = _select(df, sample_ids, dataset)
     for c in [*features, label]:
         if df[c].null_count():
             raise stores.StoreError(f"dataset {dataset!r}: column {c!r} has {df[c].null_count()} nulls")
     x = torch.tensor(df.select([pl.col(c).cast(pl.Float32) for c in features]).to_numpy())
     y = torch.tensor(df[label].to_numpy(), dtype=torch.float32 if regression else torch.long)
     return torch.utils.data.TensorDataset(x, y), df["sample_id"].to_list(), list(features)
+
+
+def _select(df, sample_ids: Sequence[str], dataset: str):
+    """Rows of ``df`` for ``sample_ids``, in that order; names the dataset if an id is missing."""
+    order = {sid: i for i, sid in enumerate(df["sample_id"].to_list())}
+    missing = [s for s in sample_ids if s not in order]
+    if missing:
+        raise stores.StoreError(f"{len(missing)} ids not in dataset {dataset!r}, e.g. {missing[0]}")
+    return df[[order[s] for s in sample_ids]]

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 import stores
+from curation.config import ConfigError
 from stores.errors import StoreError
 
 app = typer.Typer(
@@ -303,7 +304,7 @@ app.add_typer(generate_app, name="generate")
 
 # TintConfig field -> the option that sets it (for errors that name the option)
 _TINT_OPTIONS = {
-    "n": "--n", "functions": "--functions", "max_digits": "--max-digits", "list_len": "--list-len",
+    "n": "--n", "functions": "--functions", "max_digits": "--max-digits", "min_digits": "--min-digits", "list_len": "--list-len",
     "max_lines": "--max-lines", "dynamic_rate": "--dynamic", "p_dyn": "--p-dyn", "static_rate": "--static",
     "p_c": "--p-c", "p_l": "--p-l",
 }
@@ -328,7 +329,8 @@ def generate_tint(
     p_l: Annotated[float, typer.Option("--p-l", help="Static line noise: chance each non-answer line is deleted")] = 0.3,
     require_change: Annotated[bool, typer.Option("--require-change", help="Redraw until every noised trace differs from its clean trace (departs from the paper)")] = False,
     functions: Annotated[str | None, typer.Option(help="Comma-separated functions (default: add,sub,mul,div,gcd,sort,median; also len,rshift,index)")] = None,
-    max_digits: Annotated[int, typer.Option(help="Numbers have 1..max-digits digits")] = 3,
+    max_digits: Annotated[int, typer.Option(help="Numbers have min-digits..max-digits digits")] = 3,
+    min_digits: Annotated[int, typer.Option(help="Fewest digits of a number (= max-digits: fixed width)")] = 1,
     list_len: Annotated[str, typer.Option(help="List sizes for sort/median/len/index: MIN-MAX or N")] = "3-5",
     max_lines: Annotated[int, typer.Option(help="Longest trace in lines (longer problems are redrawn)")] = 300,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same datasets)")] = 0,
@@ -363,7 +365,7 @@ def generate_tint(
     func_names = tuple(f.strip() for f in functions.split(",") if f.strip()) if functions is not None else None
     try:
         cfg = TintConfig(
-            **({"functions": func_names} if func_names is not None else {}), max_digits=max_digits,
+            **({"functions": func_names} if func_names is not None else {}), max_digits=max_digits, min_digits=min_digits,
             list_len=_parse_list_len(list_len), max_lines=max_lines, dynamic_rate=dynamic, p_dyn=p_dyn,
             static_rate=static, p_c=p_c, p_l=p_l, require_change=require_change,
         )
@@ -378,7 +380,8 @@ def generate_tint(
     try:  # all in memory first: a bad setting fails before the store is touched
         train = make_tint(n, seed=seed, **cfg.as_dict())
         test = generate_tint_test(
-            test_n, seed=seed, functions=cfg.functions, max_digits=cfg.max_digits, list_len=cfg.list_len,
+            test_n, seed=seed, functions=cfg.functions, max_digits=cfg.max_digits, min_digits=cfg.min_digits,
+            list_len=cfg.list_len,
             max_lines=cfg.max_lines, exclude_prompts={r["prompt"] for r in train},
         ) if test_n else []
     except TintConfigError as exc:
@@ -421,18 +424,31 @@ def generate_tint(
 @app.command()
 def demo(
     store: StoreOpt = Path("curation-demo-store"),
+    config: Annotated[Path | None, typer.Option(help="Pipeline YAML (default: the bundled examples/noisy_cot.yaml)")] = None,
 ) -> None:
-    """End-to-end demo on a bundled dataset: ingest, query, curate, export."""
+    """End-to-end demo: noisy chain-of-thought traces -> influence -> filter -> curate -> retrain."""
     from curation.demo import run_demo
 
-    run_demo(store, out)
+    run_demo(store, out, config)
+
+
+@app.command("run")
+def run_pipeline_cmd(
+    pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML, e.g. examples/noisy_cot.yaml")],
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """Run a pipeline from its config file (resumable: finished steps are reused)."""
+    from curation.config import load_config
+    from curation.demo import run_pipeline
+
+    run_pipeline(store, load_config(pipeline), out, progress=sys.stderr.isatty())
 
 
 def main() -> None:
     """Console entry point: runs the app and turns store errors into one clear line."""
     try:
         app()
-    except (StoreError, FileNotFoundError) as exc:
+    except (StoreError, FileNotFoundError, ConfigError) as exc:
         err.print("[red]error:[/] ", end="")
         err.print(str(exc), markup=False, highlight=False)
         sys.exit(1)

@@ -27,6 +27,11 @@ from .base import Budget, Evidence, Filter, Flags
 from .evidence import dataset_ids, median_ratio, query_push_evidence, self_score_evidence
 
 
+# query_push explains (it names the failing answers a trace pushes) but does not score by default:
+# as a detector it was at or below random in the spec's probe and in bench/noisy_cot.py.
+DEFAULT_WEIGHTS = {"self_influence": 1.0, "loss": 1.0, "query_push": 0.0}
+
+
 class NoisyCoTFilter(Filter):
     """Flags noisy chain-of-thought traces from self-influence, loss and failing-query influence.
 
@@ -52,7 +57,7 @@ class NoisyCoTFilter(Filter):
         self.self_influence_run = self_influence_run
         self.loss_run = loss_run
         self.query_run = query_run
-        self.weights = {"self_influence": 1.0, "loss": 1.0, "query_push": 1.0} | (weights or {})
+        self.weights = dict(DEFAULT_WEIGHTS) | (weights or {})
         self.top_fraction = top_fraction
 
     def gather(self, store: stores.Store) -> tuple[list[Evidence], dict[str, int]]:
@@ -71,6 +76,9 @@ class NoisyCoTFilter(Filter):
     def evaluate(self, store: stores.Store, dataset: str) -> Flags:
         ids = dataset_ids(store, dataset)
         evidence, counts = self.gather(store)
+        if not any(self.weights.get(e.name, 1.0) > 0 for e in evidence):
+            raise ValueError(f"every evidence given ({', '.join(e.name for e in evidence)}) has weight 0; "
+                             "give one a positive weight")
         pct = {e.name: e.percentile(ids) for e in evidence}
         raw = {e.name: e.aligned(ids) for e in evidence}
         score = combine_ranks(pct, self.weights)

@@ -214,49 +214,52 @@ class TintFunction:
     check: Callable[[tuple[Value, ...]], str | None]
 
 
-def draw_number(rng: np.random.Generator, max_digits: int, nonzero: bool = False) -> str:
-    """A random number: digit count uniform in 1..max_digits, then uniform with that many digits."""
-    n = int(rng.integers(1, max_digits + 1))
+Digits = tuple[int, int]  # (min, max) digit count of drawn numbers
+
+
+def draw_number(rng: np.random.Generator, digits: Digits, nonzero: bool = False) -> str:
+    """A random number: digit count uniform in digits[0]..digits[1], then uniform with that many digits."""
+    n = int(rng.integers(digits[0], digits[1] + 1))
     lead = int(rng.integers(1 if (n > 1 or nonzero) else 0, 10))
     rest = "".join(str(d) for d in rng.integers(0, 10, size=n - 1))
     return str(lead) + rest
 
 
-def _draw_list(rng: np.random.Generator, max_digits: int, list_len: tuple[int, int]) -> tuple[str, ...]:
+def _draw_list(rng: np.random.Generator, digits: Digits, list_len: tuple[int, int]) -> tuple[str, ...]:
     k = int(rng.integers(list_len[0], list_len[1] + 1))
-    return tuple(draw_number(rng, max_digits) for _ in range(k))
+    return tuple(draw_number(rng, digits) for _ in range(k))
 
 
 def _ordered(a: str, b: str) -> tuple[str, str]:
     return (a, b) if ops.compare(a, b) >= 0 else (b, a)
 
 
-def _draw_pair(rng, max_digits, list_len):
-    return draw_number(rng, max_digits), draw_number(rng, max_digits)
+def _draw_pair(rng, digits, list_len):
+    return draw_number(rng, digits), draw_number(rng, digits)
 
 
-def _draw_ordered(rng, max_digits, list_len):
-    return _ordered(draw_number(rng, max_digits), draw_number(rng, max_digits))
+def _draw_ordered(rng, digits, list_len):
+    return _ordered(draw_number(rng, digits), draw_number(rng, digits))
 
 
-def _draw_div(rng, max_digits, list_len):
-    return _ordered(draw_number(rng, max_digits, nonzero=True), draw_number(rng, max_digits, nonzero=True))
+def _draw_div(rng, digits, list_len):
+    return _ordered(draw_number(rng, digits, nonzero=True), draw_number(rng, digits, nonzero=True))
 
 
-def _draw_gcd(rng, max_digits, list_len):
-    return draw_number(rng, max_digits, nonzero=True), draw_number(rng, max_digits, nonzero=True)
+def _draw_gcd(rng, digits, list_len):
+    return draw_number(rng, digits, nonzero=True), draw_number(rng, digits, nonzero=True)
 
 
-def _draw_one_list(rng, max_digits, list_len):
-    return (_draw_list(rng, max_digits, list_len),)
+def _draw_one_list(rng, digits, list_len):
+    return (_draw_list(rng, digits, list_len),)
 
 
-def _draw_rshift(rng, max_digits, list_len):
-    return draw_number(rng, max_digits), str(int(rng.integers(1, max_digits + 1)))
+def _draw_rshift(rng, digits, list_len):
+    return draw_number(rng, digits), str(int(rng.integers(1, digits[1] + 1)))
 
 
-def _draw_index(rng, max_digits, list_len):
-    lst = _draw_list(rng, max_digits, list_len)
+def _draw_index(rng, digits, list_len):
+    lst = _draw_list(rng, digits, list_len)
     return lst, str(int(rng.integers(0, len(lst))))
 
 
@@ -310,9 +313,10 @@ FUNCTIONS: dict[str, TintFunction] = {
 DEFAULT_FUNCTIONS = ("add", "sub", "mul", "div", "gcd", "sort", "median")
 
 
-def draw_problem(func: str, rng: np.random.Generator, max_digits: int, list_len: tuple[int, int]) -> Problem:
-    """A random problem of function ``func`` (numbers of up to ``max_digits`` digits)."""
-    return Problem(func, FUNCTIONS[func].draw(rng, max_digits, list_len))
+def draw_problem(func: str, rng: np.random.Generator, max_digits: int, list_len: tuple[int, int],
+                 min_digits: int = 1) -> Problem:
+    """A random problem of function ``func`` (numbers of ``min_digits``..``max_digits`` digits)."""
+    return Problem(func, FUNCTIONS[func].draw(rng, (min_digits, max_digits), list_len))
 
 
 def parse_prompt(prompt: str) -> Problem:

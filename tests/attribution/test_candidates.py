@@ -16,7 +16,6 @@ import gc
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import Dataset
 from transformers import GPT2Config, GPT2LMHeadModel
 
 import stores
@@ -24,41 +23,14 @@ from attribution.candidates import candidate_scores, engine_candidate_scores, en
 from attribution.engine import EngineConfig, InfluenceEngine, score_matrix
 from attribution.tasks import CausalLMTask, ClassifierTask, linearize_conv1d
 from tests.attribution.conftest import _model_copy
+from tests.attribution.test_causal_lm import PAD, VOCAB, _pairs
+from tests.attribution.test_causal_lm import PromptCompletion as _PromptCompletion
 
 STRATEGIES = ("ekfac", "kfac", "diagonal", "identity")
 DAMPINGS = (None, 1e-3)
 # identity ignores damping (kronfluence's Identity.prepare has none): one run is enough
 CASES = [(s, d) for s in STRATEGIES for d in DAMPINGS if s != "identity" or d is None]
 TOLERANCE = 1e-5  # of the largest |score| in the full matrix
-
-VOCAB = list("0123456789+= ") + ["<pad>"]
-PAD = len(VOCAB) - 1
-
-
-class _PromptCompletion(Dataset):
-    """Character-level prompt/completion pairs, padded to a fixed length, prompt and padding masked."""
-
-    def __init__(self, pairs: list[tuple[str, str]], length: int = 14):
-        self.items = []
-        for prompt, completion in pairs:
-            ids = [VOCAB.index(c) for c in prompt + completion]
-            input_ids = torch.tensor(ids + [PAD] * (length - len(ids)))
-            mask = torch.tensor([1] * len(ids) + [0] * (length - len(ids)))
-            labels = input_ids.clone()
-            labels[: len(prompt)] = -100
-            labels[mask == 0] = -100
-            self.items.append({"input_ids": input_ids, "attention_mask": mask, "labels": labels})
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return self.items[i]
-
-
-def _pairs(n: int, offset: int = 0) -> list[tuple[str, str]]:
-    return [(f"{i % 50}+{i % 7}=", f"{i % 50 + i % 7}") for i in range(offset, offset + n)]
-
 
 def _tiny_gpt2() -> GPT2LMHeadModel:
     torch.manual_seed(0)

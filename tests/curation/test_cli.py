@@ -73,11 +73,3 @@ def test_sql_on_missing_store_says_so(tmp_path: Path) -> None:
         capture_output=True, text=True,
     )
     assert proc.returncode == 1 and "no store at" in proc.stderr
-
-
-def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    out = _ok("demo", "--store", str(tmp_path / "demo"))
-    assert "kept 561 rows, dropped 69" in out
-    assert (tmp_path / "demo" / "exports" / "arith-curated.jsonl").exists()
-    again = _ok("demo", "--store", str(tmp_path / "demo"))  # re-running replaces, never fails
-    assert "kept 561" in again

@@ -319,3 +319,13 @@ def test_verifier_survives_arbitrary_edits() -> None:
                 lines[k], lines[-1] = lines[-1], lines[k]
         res = verify_trace(r["prompt"], "\n".join(lines))
         assert len(res.line_ok) == len(lines) and -1 <= res.first_wrong_line < len(lines)
+
+
+def test_fixed_width_numbers() -> None:
+    recs = generate_tint(300, seed=3, functions=("add", "sub"), max_digits=2, min_digits=2)
+    for r in recs:
+        args = parse_prompt(r["prompt"]).args
+        assert all(len(a) == 2 and a[0] != "0" for a in args), r["prompt"]
+        assert verify_trace(r["prompt"], r["completion"]).ok
+    with pytest.raises(TintConfigError, match="min_digits"):
+        generate_tint(5, max_digits=2, min_digits=3)

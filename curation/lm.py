@@ -1,0 +1,164 @@
+"""Train small causal LMs on store datasets and decode them greedily: the experiments' models.
+
+Models are GPT-2s built from a ``GPT2Config`` and trained from scratch on data the project
+generates (no hub downloads). They are saved with ``save_pretrained`` (safetensors) under the
+store's artifacts, keyed by everything that determines them, so a re-run reuses a trained model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from attribution.data import CompletionDataset, char_tokenizer
+from attribution.tasks import CausalLMTask
+
+
+@dataclass
+class LMConfig:
+    """Shape and training schedule of a small GPT-2 (recorded with every model)."""
+
+    n_layer: int = 2
+    n_embd: int = 64
+    n_head: int = 4
+    steps: int = 1500
+    batch_size: int = 32
+    lr: float = 3e-3
+    warmup: float = 0.05
+    max_length: int = 128
+
+    def key(self) -> str:
+        """A short hash of the config, for artifact names."""
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def quiet_transformers() -> None:
+    """Hide transformers' per-load progress bars (weights loading/writing) in our own output."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
+def build_gpt2(tokenizer, cfg: LMConfig, seed: int):
+    """A randomly initialised GPT-2 of the given shape (deterministic by seed)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=cfg.max_length, n_embd=cfg.n_embd,
+                        n_layer=cfg.n_layer, n_head=cfg.n_head, bos_token_id=tokenizer.eos_token_id,
+                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    return GPT2LMHeadModel(config)
+
+
+def train_lm(model, data: CompletionDataset, cfg: LMConfig, seed: int, progress: bool = False,
+             label: str = "training") -> list[float]:
+    """Train ``model`` on prompt-masked completion loss (mean per completion token); returns losses.
+
+    Batches are drawn with a seeded generator, so the same data, config and seed give the same
+    weights. AdamW with a one-cycle schedule and gradient clipping at 1.
+    """
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    task = CausalLMTask(tracked_modules=[])
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=cfg.warmup)
+    losses: list[float] = []
+    model.train()
+    with _progress(progress, label, cfg.steps) as advance:
+        for _ in range(cfg.steps):
+            idx = torch.randint(0, len(data), (cfg.batch_size,), generator=gen)
+            batch = {"input_ids": data.input_ids[idx], "attention_mask": data.attention_mask[idx],
+                     "labels": data.labels[idx]}
+            width = int(batch["attention_mask"].sum(1).max())
+            batch = {k: v[:, :width] for k, v in batch.items()}
+            n_tokens = (batch["labels"][:, 1:] != -100).sum().clamp(min=1)
+            loss = task.compute_train_loss(batch, model) / n_tokens
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+            advance(1)
+    model.eval()
+    return losses
+
+
+@torch.no_grad()
+def greedy_complete(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, batch_size: int = 128) -> list[str]:
+    """Greedy completions of ``prompts`` (up to eos or ``max_new_tokens``), decoded to text.
+
+    Prompts of equal token length are batched together, so no padding (and no position
+    shift) is involved: results equal one-at-a-time decoding.
+    """
+    model.eval()
+    encoded = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+    out: list[str] = [""] * len(prompts)
+    by_len: dict[int, list[int]] = {}
+    for i, ids in enumerate(encoded):
+        by_len.setdefault(len(ids), []).append(i)
+    eos = tokenizer.eos_token_id
+    limit = model.config.n_positions
+    for length, members in sorted(by_len.items()):
+        for lo in range(0, len(members), batch_size):
+            rows = members[lo : lo + batch_size]
+            ids = torch.tensor([encoded[i] for i in rows])
+            done = torch.zeros(len(rows), dtype=torch.bool)
+            new: list[torch.Tensor] = []
+            past = None
+            step_input = ids
+            for _ in range(min(max_new_tokens, limit - length)):
+                res = model(input_ids=step_input, cache=past, use_cache=True)
+                past = res["cache"] if "cache" in res else res.past_key_values
+                nxt = res.logits[:, -1].argmax(-1)
+                nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
+                new.append(nxt)
+                done |= nxt == eos
+                if bool(done.all()):
+                    break
+                step_input = nxt.unsqueeze(1)
+            if not new:
+                continue
+            gen = torch.stack(new, 1)
+            for r, i in enumerate(rows):
+                toks = gen[r].tolist()
+                if eos in toks:
+                    toks = toks[: toks.index(eos)]
+                out[i] = tokenizer.decode(toks, skip_special_tokens=True)
+    return out
+
+
+def save_lm(model, tokenizer, folder: Path) -> Path:
+    """Save model and tokenizer with ``save_pretrained`` under a temp name, then rename (atomic)."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return folder
+
+
+def trace_tokenizer(charset: str):
+    """The character tokenizer of generated traces (one token per character + pad/unk/eos)."""
+    return char_tokenizer(charset)
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, label: str, total: int):
+    if not enabled:
+        yield lambda n: None
+        return
+    cols = (TextColumn(f"[bold]{label}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+            TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*cols, transient=False) as prog:
+        task = prog.add_task(label, total=total)
+        yield lambda n: prog.advance(task, n)
