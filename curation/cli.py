@@ -188,7 +188,7 @@ def curate(
     from stores.curate import curate as run_curate
 
     s = _open(store)
-    res = run_curate(s, name, parent, flag_runs=flags, filters=filter, where=where, replace=replace,
+    res = run_curate(s, name, parent, flag_runs=flags or None, filters=filter, where=where, replace=replace,
                      progress=sys.stderr.isatty())
     out.print(
         f"[green]curated[/] {name}: kept {res.n_kept:,}, dropped {res.n_dropped:,} of {parent} "

@@ -275,7 +275,8 @@ class NoisyCoTPipeline:
         r.accuracy["curated"] = self.evaluate(self.ensure_model(curated))[0]
         if c.clean_reference:
             clean = f"{name}_clean_only"
-            curate(self.store, clean, train_name, where="noise = 'clean' OR NOT trace_changed", replace=True)
+            curate(self.store, clean, train_name, flag_runs=[], where="noise = 'clean' OR NOT trace_changed",
+                   replace=True)
             r.datasets["clean_only"] = clean
             r.accuracy["clean_only"] = self.evaluate(self.ensure_model(clean))[0]
             gap = r.accuracy["clean_only"] - r.accuracy["noisy"]

@@ -26,7 +26,6 @@ import stores
 from .base import Budget, Evidence, Filter, Flags
 from .evidence import dataset_ids, median_ratio, query_push_evidence, self_score_evidence
 
-
 # query_push explains (it names the failing answers a trace pushes) but does not score by default:
 # as a detector it was at or below random in the spec's probe and in bench/noisy_cot.py.
 DEFAULT_WEIGHTS = {"self_influence": 1.0, "loss": 1.0, "query_push": 0.0}

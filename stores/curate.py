@@ -39,7 +39,9 @@ class CurateResult:
 
 
 def _flag_runs(store: Store, parent: str, flag_runs: Sequence[str] | None, filters: Sequence[str] | None) -> list[str]:
-    if flag_runs:
+    if flag_runs is not None:  # an explicit list, possibly empty (no flags: a ``where`` alone)
+        if not flag_runs:
+            return []
         df = store.sql(
             "SELECT run_id, status FROM runs WHERE run_id IN (SELECT unnest(?::VARCHAR[]))", [list(flag_runs)]
         )
@@ -73,8 +75,8 @@ def curate(
 ) -> CurateResult:
     """Create dataset ``name`` = ``parent`` minus samples flagged by the chosen flag runs.
 
-    Flag runs default to every finished run with flags whose dataset is ``parent`` (optionally
-    only rows of the named ``filters``). ``where`` is a SQL predicate a sample must also satisfy
+    Flag runs default (``None``) to every finished run with flags whose dataset is ``parent``
+    (optionally only rows of the named ``filters``); ``[]`` applies no flags (``where`` alone). ``where`` is a SQL predicate a sample must also satisfy
     to be kept. Registered in ``datasets`` and ``curated``; drops go to ``curated_drops``.
     """
     validate_name(name)

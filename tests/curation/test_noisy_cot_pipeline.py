@@ -74,5 +74,18 @@ def test_bundled_config_is_valid() -> None:
     from curation.config import default_config_path
 
     cfg = load_config(default_config_path())
-    assert cfg.data.dynamic_rate == 0.2 and cfg.attribution.strategy == "ekfac"
+    assert cfg.data.dynamic_rate == 0.2 and cfg.data.static_rate == 0.2 and cfg.attribution.strategy == "ekfac"
     assert (Path(__file__).parents[2] / "examples" / "noisy_cot.yaml").resolve() == default_config_path().resolve()
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_on_the_bundled_config(tmp_path: Path) -> None:
+    """`curation demo` as `make demo` runs it (about 5 minutes on 2 cores), then resumed."""
+    res = runner.invoke(app, ["demo", "--store", str(tmp_path / "demo")])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert "detecting dynamic-noise traces" in res.output and "gap recovered" in res.output
+    store = stores.open(tmp_path / "demo")
+    combined = store.runs("pipeline").row(0, named=True)["config"]
+    assert '"combined"' in combined
+    again = runner.invoke(app, ["demo", "--store", str(tmp_path / "demo")])
+    assert again.exit_code == 0 and store.runs("train").height == 3

@@ -103,3 +103,17 @@ def test_predicate_may_use_columns_named_like_flag_fields(tmp_path: Path, store:
     _flag(store, [store.read_samples("arith")["sample_id"][1]], "a")
     res = curate(store, "kept", "arith", where="reason = 'keep'")
     assert (res.n_kept, res.n_dropped) == (4, 6)
+
+
+def test_an_empty_flag_run_list_applies_no_flags(tmp_path: Path) -> None:
+    """`flag_runs=[]` means "no flags" (a predicate alone), not "every flag run of the parent"."""
+    store = stores.open(tmp_path / "s")
+    rows = [{"text": f"t{i}", "keep": i % 2 == 0} for i in range(10)]
+    ingest(store, write_jsonl(tmp_path / "d.jsonl", rows), "d")
+    ids = store.read_samples("d", columns=["sample_id"])["sample_id"].to_list()
+    with store.run("filter", dataset="d") as run:
+        run.write("flags", {"filter": ["f"] * 10, "sample_id": ids, "score": [1.0] * 10,
+                            "flagged": [True] * 10, "reason": ["all"] * 10}, shard=0)
+    assert curate(store, "all_flagged", "d").n_kept == 0
+    res = curate(store, "by_where", "d", flag_runs=[], where="keep")
+    assert res.n_kept == 5 and res.flag_runs == []
