@@ -182,6 +182,11 @@ class _Source:
         """Column names and DuckDB types of the input."""
         rows = self.con.execute(f"DESCRIBE SELECT * FROM {self.relation_sql(full_sample)}").fetchall()
         described = [(r[0], r[1]) for r in rows]
+        if self.fmt == "jsonl" and not full_sample:
+            # DuckDB's JSON reader calls integers HUGEINT when negatives mix with positives, which
+            # lands in Parquet as DECIMAL(38,0); BIGINT is what the data is. A value that does not
+            # fit fails the cast and triggers the full-sample re-read, which keeps HUGEINT.
+            described = [(c, "BIGINT" if t in ("HUGEINT", "UHUGEINT") else t) for c, t in described]
         if self.fmt == "csv":
             self._check_csv_header(len(described))
         return described

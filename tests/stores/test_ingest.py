@@ -205,3 +205,14 @@ def test_tabular_rows_with_the_same_label_get_distinct_ids(tmp_path: Path) -> No
     assert res.n_samples == 3 and res.n_duplicates == 1  # only the repeated row
     df = store.read_samples("tab")
     assert df["sample_id"][0] == stores.sample_id({"a": 1, "b": 2.5, "label": 0})
+
+
+def test_jsonl_integers_with_negatives_stay_bigint(tmp_path: Path) -> None:
+    rows = [{"text": f"t{i}", "k": -1 if i % 2 else i} for i in range(10)]
+    store = stores.open(tmp_path / "s")
+    ingest(store, write_jsonl(tmp_path / "x.jsonl", rows), "x")
+    assert store.sql("SELECT typeof(k) AS t FROM samples LIMIT 1")["t"][0] == "BIGINT"
+    assert sorted(store.sql("SELECT k FROM samples")["k"].to_list()) == sorted(r["k"] for r in rows)
+    big = [{"text": f"b{i}", "k": (-1 if i % 2 else 2**70)} for i in range(4)]
+    ingest(store, write_jsonl(tmp_path / "big.jsonl", big), "big")  # too big for BIGINT: still ingests
+    assert store.sql("SELECT count(*) AS n FROM samples WHERE dataset = 'big'")["n"][0] == 4
