@@ -153,8 +153,10 @@ class NoisyCoTPipeline:
 
     def evaluate(self, folder: Path) -> tuple[float, list[str], np.ndarray]:
         """Greedy test accuracy of a model (cached next to it); returns (accuracy, outputs, correct)."""
-        test = self.store.read_samples(f"{self.cfg.name}_test", columns=["prompt", "true_answer"])
-        cache = folder / "test_outputs.json"
+        test_name = f"{self.cfg.name}_test"
+        test = self.store.read_samples(test_name, columns=["prompt", "true_answer"])
+        test_fp = self.store.dataset_info(test_name)["fingerprint"][:12]
+        cache = folder / f"outputs-{test_name}-{test_fp}-{self.lm_cfg.max_length}.json"  # per test set
         if cache.is_file():
             outs = json.loads(cache.read_text())
         else:

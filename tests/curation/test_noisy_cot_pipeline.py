@@ -53,6 +53,10 @@ def test_pipeline_runs_every_step_and_resumes(tmp_path: Path) -> None:
     assert again.exit_code == 0, again.output
     assert store.runs("train").height == trains  # models reused, not retrained
     assert store.runs().height <= n_runs + 4  # only the filter, two curations and the pipeline record are new
+    cfg.write_text(TINY.replace("n_test: 24", "n_test: 30"))  # another test set: no stale cached outputs
+    third = runner.invoke(app, ["run", str(cfg), "--store", str(st)])
+    assert third.exit_code == 0, third.output + repr(third.exception)
+    assert "30 noise-free problems" in third.output
 
 
 def test_config_errors_name_the_key(tmp_path: Path) -> None:
