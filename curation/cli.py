@@ -422,6 +422,24 @@ def generate_tint(
 
 
 @app.command()
+def report(
+    run_id: Annotated[str | None, typer.Argument(help="Run to report on (default: the latest finished run)")] = None,
+    out_file: Annotated[Path, typer.Option("--out", help="HTML file to write (self-contained)")] = Path("report.html"),
+    top_k: Annotated[int, typer.Option(help="Most positive / negative samples shown per query")] = 3,
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """Write a self-contained HTML report of one run (config, top samples, histograms, flags, SQL)."""
+    from curation.report import build_report
+    from stores.atomic import atomic_path
+
+    s = _open(store)
+    text = build_report(s, run_id, top_k=top_k)
+    with atomic_path(out_file) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+    out.print(f"[green]report[/] written to {out_file} ({len(text) / 1024:.0f} KiB)")
+
+
+@app.command()
 def demo(
     store: StoreOpt = Path("curation-demo-store"),
     config: Annotated[Path | None, typer.Option(help="Pipeline YAML (default: the bundled examples/noisy_cot.yaml)")] = None,

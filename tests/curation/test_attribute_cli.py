@@ -110,3 +110,25 @@ def test_attribute_a_tabular_classifier(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["attribute", "--task", "classifier", "--train", "iris", "--queries", "q",
                               "--model", str(tmp_path / "mlp"), "--features", "f0,f1", "--store", st])
     assert bad.exit_code == 2 and "takes 4 features" in bad.output
+
+
+def test_report_of_an_attribution_run_is_self_contained_html(tmp_path: Path) -> None:
+    _save_tiny_lm(tmp_path / "lm")
+    st = str(tmp_path / "st")
+    train = [{"prompt": f"{i}+{i % 5}=", "completion": f" {i + i % 5}"} for i in range(16)]
+    runner.invoke(app, ["ingest", str(write_jsonl(tmp_path / "t.jsonl", train)), "-d", "train", "--store", st])
+    runner.invoke(app, ["ingest", str(write_jsonl(tmp_path / "q.jsonl", train[:2])), "-d", "q", "--store", st])
+    res = runner.invoke(app, ["attribute", "--train", "train", "--queries", "q", "--model", str(tmp_path / "lm"),
+                              "--max-length", "16", "--batch-size", "8", "--explain-top", "2", "--store", st])
+    assert res.exit_code == 0, res.output
+    run_id = stores.open(st).runs("attribute")["run_id"][0]
+    out = tmp_path / "r.html"
+    res = runner.invoke(app, ["report", run_id, "--out", str(out), "--store", st])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    page = out.read_text()
+    for text in ("config and versions", "most positive (helped)", "most negative (hurt)", "<svg", "curation sql"):
+        assert text in page
+    assert 'class="tok"' in page  # per-token highlighting of the explained samples
+    assert "src=\"http" not in page and "href=\"http" not in page  # nothing fetched from the network
+    latest = runner.invoke(app, ["report", "--out", str(tmp_path / "latest.html"), "--store", st])
+    assert latest.exit_code == 0 and (tmp_path / "latest.html").stat().st_size > 0

@@ -1,0 +1,186 @@
+"""Attribution reports: one self-contained HTML file per run (no network needed to open it).
+
+First slice of the reports capability: the run's config and versions; for pairwise runs, each
+behaviour's most positive and most negative training samples per query with their text, score
+and (when the run or a token-scores run has them) per-token highlighting; score histograms for
+pairwise, self-score and filter runs; flagged counts; the pipeline's accuracy and detection
+tables; and the SQL that reproduces each table. Plots are inline SVG.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+import numpy as np
+
+import stores
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:.25em .5em;
+vertical-align:top;font-size:.9em}th{background:#f4f4f4}pre{background:#f7f7f7;padding:.6em;
+overflow-x:auto;font-size:.85em}.sql{background:#eef5ff}.tok{white-space:pre}.text{white-space:pre-wrap;
+font-family:monospace;font-size:.85em}.muted{color:#777}
+"""
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _sql_block(query: str) -> str:
+    return f'<pre class="sql">curation sql "{_e(query)}"</pre>'
+
+
+def histogram_svg(values: np.ndarray, title: str, bins: int = 40, width: int = 520, height: int = 160) -> str:
+    """An inline SVG histogram of ``values`` (finite ones)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return f"<p class='muted'>{_e(title)}: no values</p>"
+    counts, edges = np.histogram(v, bins=bins)
+    top = max(int(counts.max()), 1)
+    bw = (width - 40) / bins
+    bars = "".join(
+        f'<rect x="{30 + i * bw:.1f}" y="{height - 25 - (c / top) * (height - 45):.1f}" width="{max(bw - 1, 1):.1f}" '
+        f'height="{(c / top) * (height - 45):.1f}" fill="#4a7ab5"><title>{edges[i]:.4g} to {edges[i + 1]:.4g}: {c}</title></rect>'
+        for i, c in enumerate(counts)
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" aria-label="{_e(title)}">'
+        f'<text x="{width / 2}" y="14" text-anchor="middle" font-size="12">{_e(title)} (n={v.size:,})</text>{bars}'
+        f'<text x="30" y="{height - 8}" font-size="10">{edges[0]:.3g}</text>'
+        f'<text x="{width - 10}" y="{height - 8}" font-size="10" text-anchor="end">{edges[-1]:.3g}</text></svg>'
+    )
+
+
+def _token_html(tokens: list[str], scores: list[float]) -> str:
+    """Tokens coloured by score: green helps the query, red hurts it; the hover shows the value."""
+    scale = max((abs(s) for s in scores), default=0.0) or 1.0
+    out = []
+    for t, s in zip(tokens, scores, strict=True):
+        a = min(abs(s) / scale, 1.0)
+        color = f"rgba(0,160,0,{a:.2f})" if s > 0 else f"rgba(220,0,0,{a:.2f})"
+        out.append(f'<span class="tok" style="background:{color}" title="{s:.4g}">{_e(t)}</span>')
+    return "".join(out)
+
+
+def _sample_texts(store: stores.Store, ids: list[str]) -> dict[str, str]:
+    if not ids:
+        return {}
+    df = store.sql("SELECT * FROM samples WHERE sample_id IN (SELECT unnest(?::VARCHAR[]))", [ids])
+    out = {}
+    for row in df.iter_rows(named=True):
+        if row.get("prompt") is not None or row.get("completion") is not None:
+            out[row["sample_id"]] = f"{row.get('prompt') or ''}{row.get('completion') or ''}"
+        elif row.get("text") is not None:
+            out[row["sample_id"]] = row["text"]
+        else:
+            out[row["sample_id"]] = json.dumps({k: v for k, v in row.items() if k not in ("dataset", "ordinal")},
+                                               default=str)
+    return out
+
+
+def _attribute_section(store: stores.Store, run_id: str, top_k: int, max_queries: int) -> str:
+    parts = []
+    scores = store.sql("SELECT score FROM scores WHERE run_id = ?", [run_id])["score"].to_numpy()
+    parts.append(histogram_svg(scores, "pairwise influence scores"))
+    parts.append(_sql_block(f"SELECT score FROM scores WHERE run_id = '{run_id}'"))
+    tokens = store.sql("""SELECT query_id, sample_id, list(token ORDER BY position) AS toks,
+                                 list(score ORDER BY position) AS s
+                          FROM score_parts WHERE position IS NOT NULL AND behaviour IN
+                               (SELECT DISTINCT behaviour FROM scores WHERE run_id = ?) GROUP BY ALL""", [run_id])
+    tok = {(r["query_id"], r["sample_id"]): (r["toks"], r["s"]) for r in tokens.iter_rows(named=True)}
+    for behaviour in store.sql("SELECT DISTINCT behaviour FROM scores WHERE run_id = ? ORDER BY 1", [run_id])["behaviour"]:
+        parts.append(f"<h3>behaviour {_e(behaviour)}</h3>")
+        q = f"""SELECT query_id, sample_id, score, row_number() OVER (PARTITION BY query_id ORDER BY score DESC) AS pos,
+                       row_number() OVER (PARTITION BY query_id ORDER BY score ASC) AS neg
+                FROM scores WHERE run_id = '{run_id}' AND behaviour = '{behaviour}'
+                QUALIFY pos <= {top_k} OR neg <= {top_k}"""
+        top = store.sql(q)
+        qids = sorted(set(top["query_id"]))[:max_queries]
+        texts = _sample_texts(store, sorted(set(top["sample_id"]) | set(qids)))
+        for qid in qids:
+            rows = top.filter(query_id=qid)
+            parts.append(f"<h4>query <code>{_e(qid[:12])}</code></h4><div class='text'>{_e(texts.get(qid, ''))}</div>")
+            for label, col, desc in (("most positive (helped)", "pos", True), ("most negative (hurt)", "neg", False)):
+                sel = rows.filter(rows[col] <= top_k).sort("score", descending=desc)
+                body = []
+                for r in sel.iter_rows(named=True):
+                    t = tok.get((qid, r["sample_id"]))
+                    shown = _token_html(*t) if t else _e(texts.get(r["sample_id"], ""))
+                    body.append(f"<tr><td>{r['score']:.4g}</td><td><code>{_e(r['sample_id'][:12])}</code></td>"
+                                f"<td class='text'>{shown}</td></tr>")
+                parts.append(f"<p>{label}</p><table><tr><th>score</th><th>sample</th><th>text</th></tr>{''.join(body)}</table>")
+        parts.append(_sql_block(" ".join(q.split())))
+    return "".join(parts)
+
+
+def _self_section(store: stores.Store, run_id: str) -> str:
+    df = store.sql("SELECT method, score FROM self_scores WHERE run_id = ?", [run_id])
+    parts = []
+    for method in sorted(set(df["method"])):
+        parts.append(histogram_svg(df.filter(method=method)["score"].to_numpy(), f"self scores: {method}"))
+    parts.append(_sql_block(f"SELECT * FROM self_scores WHERE run_id = '{run_id}' ORDER BY score DESC LIMIT 20"))
+    return "".join(parts)
+
+
+def _flags_section(store: stores.Store, run_id: str) -> str:
+    df = store.sql("SELECT score, flagged, reason, sample_id FROM flags WHERE run_id = ? ORDER BY score DESC", [run_id])
+    n_flagged = int(df["flagged"].sum()) if df.height else 0
+    rows = "".join(f"<tr><td>{r['score']:.4g}</td><td><code>{_e(r['sample_id'][:12])}</code></td><td>{_e(r['reason'])}</td></tr>"
+                   for r in df.head(10).iter_rows(named=True))
+    return (f"<p>{n_flagged:,} of {df.height:,} samples flagged.</p>" + histogram_svg(df["score"].to_numpy(), "filter scores")
+            + f"<table><tr><th>score</th><th>sample</th><th>reason</th></tr>{rows}</table>"
+            + _sql_block(f"SELECT flagged, count(*) FROM flags WHERE run_id = '{run_id}' GROUP BY 1"))
+
+
+def _pipeline_section(config: dict[str, Any]) -> str:
+    parts = []
+    if config.get("accuracy"):
+        rows = "".join(f"<tr><td>{_e(k)}</td><td>{v:.1%}</td></tr>" for k, v in config["accuracy"].items())
+        parts.append(f"<h3>test accuracy</h3><table><tr><th>model trained on</th><th>accuracy</th></tr>{rows}</table>")
+    for kind, methods in (config.get("detection") or {}).items():
+        rows = "".join(f"<tr><td>{_e(m)}</td><td>{v['auroc']:.3f}</td><td>{v['precision_at_budget']:.3f}</td>"
+                       f"<td>{v['recall_at_budget']:.3f}</td></tr>" for m, v in methods.items())
+        parts.append(f"<h3>detecting {_e(kind)} noise</h3><table><tr><th>evidence</th><th>AUROC</th>"
+                     f"<th>precision@budget</th><th>recall@budget</th></tr>{rows}</table>")
+    if config.get("recovery"):
+        parts.append(f"<p>recovery: {_e(json.dumps(config['recovery']))}</p>")
+    return "".join(parts)
+
+
+def latest_run(store: stores.Store) -> str:
+    """The newest finished run (what ``curation report`` shows without a run id)."""
+    df = store.sql("SELECT run_id FROM runs WHERE status = 'finished' ORDER BY created_at DESC LIMIT 1")
+    if df.height == 0:
+        raise stores.StoreError(f"store {store.root} has no finished runs to report on")
+    return df["run_id"][0]
+
+
+def build_report(store: stores.Store, run_id: str | None = None, top_k: int = 3, max_queries: int = 5) -> str:
+    """The HTML of one run's report (see the module docstring)."""
+    run_id = run_id or latest_run(store)
+    run = store.get_run(run_id)
+    config = run.get("config") or {}
+    sections = [f"<h1>curation report: run <code>{_e(run_id)}</code></h1>",
+                f"<p>kind <b>{_e(run['kind'])}</b>, status {_e(run['status'])}, dataset {_e(run.get('dataset'))}, "
+                f"seed {_e(run.get('seed'))}, created {_e(run.get('created_at'))}</p>",
+                "<h2>config and versions</h2>",
+                f"<pre>{_e(json.dumps(config, indent=2, default=str))}</pre>",
+                f"<pre>{_e(json.dumps(run.get('versions'), indent=2, default=str))}</pre>"]
+    tables = set(store.sql("SELECT DISTINCT table_name FROM shards WHERE run_id = ?", [run_id])["table_name"])
+    if "scores" in tables:
+        sections += ["<h2>influence: top samples per query</h2>", _attribute_section(store, run_id, top_k, max_queries)]
+    if "self_scores" in tables:
+        sections += ["<h2>per-sample scores</h2>", _self_section(store, run_id)]
+    if "flags" in tables:
+        sections += ["<h2>flags</h2>", _flags_section(store, run_id)]
+    if run["kind"] == "pipeline":
+        sections += ["<h2>pipeline results</h2>", _pipeline_section(config)]
+    body = "\n".join(sections)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>curation report {_e(run_id)}</title>"
+            f"<style>{CSS}</style></head><body>{body}</body></html>")
