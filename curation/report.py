@@ -4,7 +4,8 @@ First slice of the reports capability: the run's config and versions; for pairwi
 behaviour's most positive and most negative training samples per query with their text, score
 and (when the run or a token-scores run has them) per-token highlighting; score histograms for
 pairwise, self-score and filter runs; flagged counts; the pipeline's accuracy and detection
-tables; and the SQL that reproduces each table. Plots are inline SVG.
+tables with ROC curves against the planted truth; and the SQL that reproduces each table. Plots
+are inline SVG.
 """
 
 from __future__ import annotations
@@ -138,8 +139,69 @@ def _flags_section(store: stores.Store, run_id: str) -> str:
             + _sql_block(f"SELECT flagged, count(*) FROM flags WHERE run_id = '{run_id}' GROUP BY 1"))
 
 
-def _pipeline_section(config: dict[str, Any]) -> str:
-    parts = []
+def roc_svg(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], title: str, size: int = 260) -> str:
+    """An inline SVG of ROC curves: name -> (false positive rates, true positive rates, AUROC)."""
+    colors = ["#4a7ab5", "#d1495b", "#66a182", "#edae49", "#8d6a9f", "#333333"]
+    pad = 30
+    inner = size - 2 * pad
+    lines, legend = [], []
+    for i, (name, (fpr, tpr, auc)) in enumerate(curves.items()):
+        pts = " ".join(f"{pad + x * inner:.1f},{size - pad - y * inner:.1f}" for x, y in zip(fpr, tpr, strict=True))
+        c = colors[i % len(colors)]
+        lines.append(f'<polyline fill="none" stroke="{c}" stroke-width="1.5" points="{pts}"/>')
+        legend.append(f'<text x="{size + 5}" y="{pad + 14 * i}" font-size="11" fill="{c}">{_e(name)} ({auc:.3f})</text>')
+    axes = (f'<rect x="{pad}" y="{pad}" width="{inner}" height="{inner}" fill="none" stroke="#999"/>'
+            f'<line x1="{pad}" y1="{size - pad}" x2="{size - pad}" y2="{pad}" stroke="#ccc" stroke-dasharray="3"/>'
+            f'<text x="{size / 2}" y="{size - 8}" font-size="10" text-anchor="middle">false positive rate</text>'
+            f'<text x="{pad}" y="{pad - 8}" font-size="11">{_e(title)}</text>')
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{size + 230}" height="{size}" role="img" '
+            f'aria-label="{_e(title)}">{axes}{"".join(lines)}{"".join(legend)}</svg>')
+
+
+def _pipeline_rocs(store: stores.Store, run: dict[str, Any], config: dict[str, Any]) -> str:
+    """ROC curves of every evidence against the planted truth of the pipeline's training set."""
+    from sklearn.metrics import roc_curve
+
+    from filters.evidence import query_push_evidence, self_score_evidence
+
+    runs = config.get("runs") or {}
+    dataset = run.get("dataset")
+    cols = set(store.sql("SELECT * FROM samples WHERE dataset = ? LIMIT 0", [dataset]).columns) if dataset else set()
+    if not {"noise", "trace_changed"} <= cols:
+        return ""
+    truth = store.sql("SELECT sample_id, noise, trace_changed FROM samples WHERE dataset = ? ORDER BY ordinal", [dataset])
+    ids = truth["sample_id"].to_list()
+    scores: dict[str, np.ndarray] = {}
+    for name in ("random", "loss", "self_influence"):
+        if name in runs:
+            scores[name] = self_score_evidence(store, runs[name]).aligned(ids)
+    if "query_push" in runs:
+        scores["query_push"] = query_push_evidence(store, runs["query_push"])[0].aligned(ids)
+    if "flags" in runs:
+        flags = store.read_flags(runs["flags"])
+        where = dict(zip(flags["sample_id"].to_list(), flags["score"].to_list(), strict=True))
+        scores["combined"] = np.array([where.get(s, np.nan) for s in ids])
+    noise = truth["noise"].to_numpy()
+    changed = truth["trace_changed"].to_numpy().astype(bool)
+    out = []
+    for kind in ("dynamic", "static"):
+        positive = (noise == kind) & changed
+        if not positive.any():
+            continue
+        keep = positive | (noise == "clean") | ~changed
+        curves = {}
+        for name, sc in scores.items():
+            ok = keep & np.isfinite(sc)
+            fpr, tpr, _ = roc_curve(positive[ok], sc[ok])
+            step = max(1, len(fpr) // 200)  # at most ~200 points per curve
+            auc = float(np.trapezoid(tpr, fpr))
+            curves[name] = (fpr[::step], tpr[::step], auc)
+        out.append(roc_svg(curves, f"ROC: {kind}-noise traces vs unaffected ones"))
+    return "<h3>ROC curves (planted truth)</h3>" + "".join(out) if out else ""
+
+
+def _pipeline_section(store: stores.Store, run: dict[str, Any], config: dict[str, Any]) -> str:
+    parts = [_pipeline_rocs(store, run, config)]
     if config.get("accuracy"):
         rows = "".join(f"<tr><td>{_e(k)}</td><td>{v:.1%}</td></tr>" for k, v in config["accuracy"].items())
         parts.append(f"<h3>test accuracy</h3><table><tr><th>model trained on</th><th>accuracy</th></tr>{rows}</table>")
@@ -180,7 +242,7 @@ def build_report(store: stores.Store, run_id: str | None = None, top_k: int = 3,
     if "flags" in tables:
         sections += ["<h2>flags</h2>", _flags_section(store, run_id)]
     if run["kind"] == "pipeline":
-        sections += ["<h2>pipeline results</h2>", _pipeline_section(config)]
+        sections += ["<h2>pipeline results</h2>", _pipeline_section(store, run, config)]
     body = "\n".join(sections)
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>curation report {_e(run_id)}</title>"
             f"<style>{CSS}</style></head><body>{body}</body></html>")

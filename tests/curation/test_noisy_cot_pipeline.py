@@ -46,6 +46,11 @@ def test_pipeline_runs_every_step_and_resumes(tmp_path: Path) -> None:
     shared = store.sql("""SELECT count(*) AS n FROM samples a JOIN samples b USING (prompt)
                           WHERE a.dataset = 'tiny_test' AND b.dataset = 'tiny_train'""")["n"][0]
     assert shared == 0
+    page = tmp_path / "report.html"
+    rep = runner.invoke(app, ["report", pipe["run_id"], "--out", str(page), "--store", str(st)])
+    assert rep.exit_code == 0, rep.output + repr(rep.exception)
+    html = page.read_text()
+    assert "ROC: dynamic-noise traces" in html and html.count("<polyline") >= 4 and "test accuracy" in html
     n_runs = store.runs().height
     trains = store.runs("train").height
     assert trains == 3  # noisy, curated, clean-only
