@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-all bench bench-ingest bench-sql bench-engine bench-noisy-cot lint format clean
+.PHONY: check-report install demo test test-all bench bench-ingest bench-sql bench-engine bench-noisy-cot lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,11 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/curation demo
+
+# the demo's latest run as an HTML report, rendered in headless Chromium (Debian package chromium)
+check-report: $(STAMP)
+	$(BIN)/curation report --store curation-demo-store --out curation-demo-store/report.html
+	$(BIN)/python -m curation.report_check curation-demo-store/report.html --screenshot curation-demo-store/report.png
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

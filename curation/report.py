@@ -228,21 +228,44 @@ def build_report(store: stores.Store, run_id: str | None = None, top_k: int = 3,
     run_id = run_id or latest_run(store)
     run = store.get_run(run_id)
     config = run.get("config") or {}
-    sections = [f"<h1>curation report: run <code>{_e(run_id)}</code></h1>",
-                f"<p>kind <b>{_e(run['kind'])}</b>, status {_e(run['status'])}, dataset {_e(run.get('dataset'))}, "
-                f"seed {_e(run.get('seed'))}, created {_e(run.get('created_at'))}</p>",
-                "<h2>config and versions</h2>",
-                f"<pre>{_e(json.dumps(config, indent=2, default=str))}</pre>",
-                f"<pre>{_e(json.dumps(run.get('versions'), indent=2, default=str))}</pre>"]
+    head = (f"<h1>curation report: run <code>{_e(run_id)}</code></h1>"
+            f"<p>kind <b>{_e(run['kind'])}</b>, status {_e(run['status'])}, dataset {_e(run.get('dataset'))}, "
+            f"seed {_e(run.get('seed'))}, created {_e(run.get('created_at'))}</p>")
+    sections = [("config", "config and versions",
+                 f"<p>versions: {_e(', '.join(f'{k} {v}' for k, v in (run.get('versions') or {}).items()))}</p>"
+                 f"<details><summary>the run's config (JSON)</summary>"
+                 f"<pre>{_e(json.dumps(config, indent=2, default=str))}</pre></details>")]
     tables = set(store.sql("SELECT DISTINCT table_name FROM shards WHERE run_id = ?", [run_id])["table_name"])
     if "scores" in tables:
-        sections += ["<h2>influence: top samples per query</h2>", _attribute_section(store, run_id, top_k, max_queries)]
+        sections.append(("influence", "influence: top samples per query",
+                         _attribute_section(store, run_id, top_k, max_queries)))
     if "self_scores" in tables:
-        sections += ["<h2>per-sample scores</h2>", _self_section(store, run_id)]
+        sections.append(("self-scores", "per-sample scores", _self_section(store, run_id)))
     if "flags" in tables:
-        sections += ["<h2>flags</h2>", _flags_section(store, run_id)]
+        sections.append(("flags", "flags", _flags_section(store, run_id)))
     if run["kind"] == "pipeline":
-        sections += ["<h2>pipeline results</h2>", _pipeline_section(store, run, config)]
-    body = "\n".join(sections)
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>curation report {_e(run_id)}</title>"
-            f"<style>{CSS}</style></head><body>{body}</body></html>")
+        sections.append(("pipeline", "pipeline results", _pipeline_section(store, run, config)))
+    return render_page(f"curation report {run_id}", head, sections)
+
+
+# Runs in the browser: a section without content, or an SVG that renders with no size, is logged
+# as a console error, which the headless-browser check (curation.report_check) fails on.
+SELF_CHECK = """
+document.querySelectorAll('section').forEach(function (s) {
+  var body = Array.from(s.children).filter(function (c) { return c.tagName !== 'H2'; });
+  if (!body.length || !s.textContent.replace(s.querySelector('h2').textContent, '').trim() && !s.querySelector('svg'))
+    console.error('empty section: ' + s.id);
+});
+document.querySelectorAll('svg').forEach(function (g) {
+  var r = g.getBoundingClientRect();
+  if (!r.width || !r.height) console.error('svg without size: ' + (g.getAttribute('aria-label') || '?'));
+});
+"""
+
+
+def render_page(title: str, head: str, sections: list[tuple[str, str, str]]) -> str:
+    """The page: a header, then one ``<section id=...>`` per (id, heading, html body), and the self-check."""
+    body = "\n".join(f'<section id="{_e(sid)}"><h2>{_e(heading)}</h2>{content}</section>'
+                     for sid, heading, content in sections)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title>"
+            f"<style>{CSS}</style></head><body>{head}{body}<script>{SELF_CHECK}</script></body></html>")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 from typer.testing import CliRunner
@@ -132,3 +134,18 @@ def test_report_of_an_attribution_run_is_self_contained_html(tmp_path: Path) -> 
     assert "src=\"http" not in page and "href=\"http" not in page  # nothing fetched from the network
     latest = runner.invoke(app, ["report", "--out", str(tmp_path / "latest.html"), "--store", st])
     assert latest.exit_code == 0 and (tmp_path / "latest.html").stat().st_size > 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs the Debian package chromium")
+def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
+    from curation.report import render_page
+    from curation.report_check import check_report
+
+    test_report_of_an_attribution_run_is_self_contained_html(tmp_path)
+    assert check_report(tmp_path / "r.html", tmp_path / "shot.png") == []
+    assert (tmp_path / "shot.png").stat().st_size > 5_000
+    broken = tmp_path / "broken.html"
+    broken.write_text(render_page("t", "<h1>t</h1>", [("ok", "fine", "<p>x</p>"), ("hole", "empty", "")]))
+    problems = check_report(broken)
+    assert any("empty section: hole" in p for p in problems), problems
