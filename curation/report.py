@@ -200,8 +200,20 @@ def _pipeline_rocs(store: stores.Store, run: dict[str, Any], config: dict[str, A
     return "<h3>ROC curves (planted truth)</h3>" + "".join(out) if out else ""
 
 
+def _pipeline_evidence(store: stores.Store, config: dict[str, Any]) -> str:
+    """Histograms of each per-sample evidence and of the filter's scores, with flagged counts."""
+    runs = config.get("runs") or {}
+    parts = []
+    for name in ("loss", "self_influence", "random"):
+        if name in runs:
+            parts.append(f"<h4>{_e(name)}</h4>" + _self_section(store, runs[name]))
+    if "flags" in runs:
+        parts.append("<h4>filter</h4>" + _flags_section(store, runs["flags"]))
+    return "<h3>evidence and filter scores</h3>" + "".join(parts) if parts else ""
+
+
 def _pipeline_section(store: stores.Store, run: dict[str, Any], config: dict[str, Any]) -> str:
-    parts = [_pipeline_rocs(store, run, config)]
+    parts = [_pipeline_rocs(store, run, config), _pipeline_evidence(store, config)]
     if config.get("accuracy"):
         rows = "".join(f"<tr><td>{_e(k)}</td><td>{v:.1%}</td></tr>" for k, v in config["accuracy"].items())
         parts.append(f"<h3>test accuracy</h3><table><tr><th>model trained on</th><th>accuracy</th></tr>{rows}</table>")
