@@ -206,6 +206,14 @@ class NoisyCoTPipeline:
             t0 = time.perf_counter()
             runs["query_push"] = engine.pairwise_scores(behaviour, train_ds, train_ids, q_ds, q_ids,
                                                         dataset=train_name, progress=self.progress).run_id
+            # per-token scores of each wrong answer's top 3 pushers: which tokens did the pushing (reports)
+            top = self.store.sql(
+                """SELECT DISTINCT sample_id FROM scores WHERE run_id = ?
+                   QUALIFY row_number() OVER (PARTITION BY query_id ORDER BY score DESC) <= 3""",
+                [runs["query_push"]])["sample_id"].to_list()
+            chosen = [sid for sid in train_ids if sid in set(top)][:60]
+            runs["token_scores"] = engine.token_scores(behaviour, train_ds, train_ids, q_ds, q_ids, chosen,
+                                                       tokenizer=tok, dataset=train_name).run_id
             self.result.seconds["query_influence"] = time.perf_counter() - t0
         return runs
 

@@ -51,6 +51,9 @@ def test_pipeline_runs_every_step_and_resumes(tmp_path: Path) -> None:
     assert rep.exit_code == 0, rep.output + repr(rep.exception)
     html = page.read_text()
     assert "ROC: dynamic-noise traces" in html and html.count("<polyline") >= 4 and "test accuracy" in html
+    push = store.sql("SELECT run_id FROM runs WHERE kind = 'attribute'")["run_id"][0]
+    runner.invoke(app, ["report", push, "--out", str(tmp_path / "push.html"), "--store", str(st)])
+    assert 'class="tok"' in (tmp_path / "push.html").read_text()  # the pushers' tokens are highlighted
     n_runs = store.runs().height
     trains = store.runs("train").height
     assert trains == 3  # noisy, curated, clean-only
