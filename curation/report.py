@@ -134,9 +134,15 @@ def _flags_section(store: stores.Store, run_id: str) -> str:
     n_flagged = int(df["flagged"].sum()) if df.height else 0
     rows = "".join(f"<tr><td>{r['score']:.4g}</td><td><code>{_e(r['sample_id'][:12])}</code></td><td>{_e(r['reason'])}</td></tr>"
                    for r in df.head(10).iter_rows(named=True))
+    by_reason_sql = (f"SELECT reason, count(*) AS n FROM flags WHERE run_id = '{run_id}' AND flagged "
+                     "GROUP BY 1 ORDER BY n DESC LIMIT 10")
+    by_reason = store.sql(by_reason_sql)
+    reasons = "".join(f"<tr><td>{r['n']:,}</td><td>{_e(r['reason'])}</td></tr>" for r in by_reason.iter_rows(named=True))
     return (f"<p>{n_flagged:,} of {df.height:,} samples flagged.</p>" + histogram_svg(df["score"].to_numpy(), "filter scores")
-            + f"<table><tr><th>score</th><th>sample</th><th>reason</th></tr>{rows}</table>"
-            + _sql_block(f"SELECT flagged, count(*) FROM flags WHERE run_id = '{run_id}' GROUP BY 1"))
+            + f"<p>highest scores</p><table><tr><th>score</th><th>sample</th><th>reason</th></tr>{rows}</table>"
+            + _sql_block(f"SELECT flagged, count(*) FROM flags WHERE run_id = '{run_id}' GROUP BY 1")
+            + f"<p>flagged counts by reason (most common 10)</p><table><tr><th>flagged</th><th>reason</th></tr>"
+            f"{reasons or '<tr><td>0</td><td>none flagged</td></tr>'}</table>" + _sql_block(by_reason_sql))
 
 
 def roc_svg(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], title: str, size: int = 260) -> str:
@@ -224,6 +230,9 @@ def _pipeline_section(store: stores.Store, run: dict[str, Any], config: dict[str
                      f"<th>precision@budget</th><th>recall@budget</th></tr>{rows}</table>")
     if config.get("recovery"):
         parts.append(f"<p>recovery: {_e(json.dumps(config['recovery']))}</p>")
+    run_id = run["run_id"]
+    parts.append(_sql_block(f"SELECT config->'accuracy' AS accuracy, config->'recovery' AS recovery, "
+                            f"config->'detection' AS detection FROM runs WHERE run_id = '{run_id}'"))
     return "".join(parts)
 
 
