@@ -40,21 +40,43 @@ def _cpu_model() -> str | None:
     return platform.processor() or None
 
 
+RESULT_PATHS = ("bench/results/",)  # benchmarks write here: their own output does not dirty the tree
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
+
+
 def _git_commit() -> dict[str, Any]:
+    """HEAD and whether the tree differs from it (tracked or untracked files, results excepted)."""
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        return {"commit": commit, "dirty": bool(dirty)}
+        commit = _git("rev-parse", "HEAD").strip()
+        changed = [line[3:] for line in _git("status", "--porcelain", "--untracked-files=all").splitlines()
+                   if line.strip() and not line[3:].startswith(RESULT_PATHS)]
+        return {"commit": commit, "dirty": bool(changed), "changed": changed[:20]}
     except (OSError, subprocess.CalledProcessError):
-        return {"commit": None, "dirty": None}
+        return {"commit": None, "dirty": None, "changed": []}
+
+
+def add_provenance_args(parser: Any) -> None:
+    """``--allow-dirty``: write results from a tree with uncommitted changes (recorded in the JSON)."""
+    parser.add_argument("--allow-dirty", action="store_true",
+                        help="write results even if the git tree has uncommitted changes (recorded)")
+
+
+def require_clean_tree(allow_dirty: bool) -> dict[str, Any]:
+    """Refuse to start a benchmark from a dirty tree unless ``allow_dirty``; returns the git state.
+
+    Results must be reproducible from a commit: a figure from uncommitted code cannot be checked.
+    """
+    git = _git_commit()
+    if git["dirty"] and not allow_dirty:
+        raise SystemExit(
+            "refusing to benchmark a dirty tree (uncommitted changes: " + ", ".join(git["changed"][:5])
+            + "); commit first, or pass --allow-dirty (recorded in the result)")
+    if git["commit"] is None and not allow_dirty:
+        raise SystemExit("refusing to benchmark outside a git checkout; pass --allow-dirty (recorded)")
+    return git
 
 
 def machine_info() -> dict[str, Any]:
@@ -220,12 +242,30 @@ def remove_work(path: Path, keep: bool) -> None:
         pass
 
 
-def write_result(path: Path, result: dict[str, Any]) -> None:
-    """Write the result JSON (pretty, stable key order) via a temp file and rename."""
+def write_result(path: Path, result: dict[str, Any], allow_dirty: bool | None = None) -> None:
+    """Write the result JSON atomically (temp file, fsync, rename), with its provenance checked.
+
+    The tree must be clean and on the commit the run started from (``result["machine"]["git"]``),
+    unless ``allow_dirty`` (default: ``result["args"]["allow_dirty"]``); the final state is
+    recorded under ``provenance``.
+    """
+    from stores.atomic import atomic_write_text
+
+    if allow_dirty is None:
+        allow_dirty = bool(result.get("args", {}).get("allow_dirty", False))
+    started = result.get("machine", {}).get("git", {})
+    now = _git_commit()
+    problems = []
+    if started.get("dirty") or now["dirty"]:
+        problems.append("the tree had uncommitted changes: " + ", ".join((started.get("changed") or now["changed"])[:5]))
+    if started.get("commit") != now["commit"]:
+        problems.append(f"HEAD moved during the run ({started.get('commit')} -> {now['commit']})")
+    if problems and not allow_dirty:
+        raise SystemExit(f"not writing {path}: " + "; ".join(problems) + " (rerun from a clean tree, or --allow-dirty)")
+    result["provenance"] = {"commit": started.get("commit"), "clean": not problems, "allow_dirty": allow_dirty,
+                            "problems": problems, "finished_at": now_iso()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(result, indent=2, sort_keys=False, default=str) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(result, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def rel(path: Path) -> str:

@@ -30,6 +30,7 @@ from _common import (  # noqa: E402
     BENCH_DIR,
     RESULTS_DIR,
     WORK_DIR,
+    add_provenance_args,
     dir_bytes,
     fresh_dir,
     machine_info,
@@ -39,6 +40,7 @@ from _common import (  # noqa: E402
     print_table,
     rel,
     remove_work,
+    require_clean_tree,
     run_child,
     write_result,
 )
@@ -327,6 +329,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="keep the work folder (generated files, stores, outputs)",
     )
+    add_provenance_args(p)
     args = p.parse_args(argv)
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in args.methods if m not in METHODS]
@@ -339,6 +342,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    require_clean_tree(args.allow_dirty)
     work = fresh_dir(args.work_dir.resolve())
     result: dict[str, Any] = {
         "benchmark": "ingest_throughput",

@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Annotated
 
 import polars as pl
+import pyarrow as pa
 import typer
 from rich.console import Console
 
 import stores
 from curation.config import ConfigError
-from stores.errors import StoreError
+from stores.errors import QueryError, StoreError
+from stores.store import classify_sql
 
 app = typer.Typer(
     name="curation",
@@ -106,33 +108,113 @@ def ingest(
     out.print(f"  store: {s.root}")
 
 
+_OUT_FORMATS = {  # --out suffix -> the --format it implies (longest suffix first)
+    ".jsonl.gz": OutputFormat.json,
+    ".parquet": OutputFormat.parquet,
+    ".ndjson": OutputFormat.json,
+    ".jsonl": OutputFormat.json,
+    ".json": OutputFormat.json,
+    ".csv": OutputFormat.csv,
+}
+_FORMAT_SUFFIX = {OutputFormat.parquet: ".parquet", OutputFormat.json: ".jsonl", OutputFormat.csv: ".csv"}
+
+
+def _check_sql_flags(
+    s: stores.Store, format: OutputFormat, out_file: Path | None, max_rows: int | None
+) -> None:
+    """Refuse combinations of `curation sql` options that cannot all be honoured."""
+    if out_file is None:
+        if format == OutputFormat.parquet:
+            raise StoreError("--format parquet needs --out FILE")
+        if max_rows is not None and format != OutputFormat.table:
+            raise StoreError(f"--max-rows limits the table printed on screen; it has no effect with --format {format.value}")
+        return
+    if max_rows is not None:
+        raise StoreError("--max-rows limits the table printed on screen; --out writes every row (drop one of them)")
+    name = out_file.name.lower()
+    implied = next((f for suffix, f in _OUT_FORMATS.items() if name.endswith(suffix)), None)
+    if format != OutputFormat.table and implied is not None and implied != format:
+        raise StoreError(f"--format {format.value} contradicts --out {out_file} (a {implied.value} file name)")
+    target = out_file.resolve()
+    if target == s.root or s.root in target.parents:
+        raise StoreError(f"--out {out_file} is inside the store folder {s.root}; write results outside it")
+
+
+def _write_rows(rows: pa.Table | pa.RecordBatchReader, out_file: Path, format: OutputFormat) -> int:
+    """Write result rows to ``out_file`` atomically; returns the row count.
+
+    The format follows --format, else the file's suffix (as `curation export`). DuckDB writes
+    the file from the Arrow rows in a private in-memory database, so no user SQL runs there.
+    """
+    import duckdb
+
+    from stores.atomic import atomic_path
+    from stores.export import EXPORT_FORMATS, copy_options
+    from stores.schema import sql_literal
+
+    name = out_file.name.lower()
+    by_suffix = format == OutputFormat.table or any(name.endswith(x) for x in _OUT_FORMATS)
+    options = copy_options(out_file) if by_suffix else EXPORT_FORMATS[_FORMAT_SUFFIX[format]]
+    con = duckdb.connect()
+    try:
+        con.register("result_rows", rows)
+        with atomic_path(out_file) as tmp:
+            row = con.execute(f"COPY (SELECT * FROM result_rows) TO {sql_literal(str(tmp))} {options}").fetchone()
+    except duckdb.Error as exc:
+        raise QueryError(f"writing {out_file} failed: {exc}") from exc
+    finally:
+        con.close()
+    return int(row[0]) if row else 0
+
+
 @app.command()
 def sql(
     query: Annotated[str, typer.Argument(help="SQL to run against the store's catalog")],
     format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format")] = OutputFormat.table,
-    out_file: Annotated[Path | None, typer.Option("--out", "-o", help="Write the result to this file")] = None,
-    write: Annotated[bool, typer.Option("--write", help="Allow statements that modify the catalog")] = False,
-    max_rows: Annotated[int, typer.Option(help="Rows shown in table format")] = 50,
+    out_file: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Write the rows to this file (format from --format or the suffix)"),
+    ] = None,
+    write: Annotated[
+        bool, typer.Option("--write", help="Allow statements that modify the store or write files (full DuckDB)")
+    ] = False,
+    max_rows: Annotated[int | None, typer.Option(help="Rows shown in table format [default: 50]")] = None,
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
-    """Run SQL over the store (read-only unless --write). Tables: see `curation tables`."""
-    s = _open(store)
-    if out_file is not None and not write:
-        from stores.query import copy_query
+    """Run SQL over the store. Tables: see `curation tables`.
 
-        fmt = format.value if format != OutputFormat.table else None
-        n = copy_query(s, query, out_file, fmt)
+    Without --write it is read-only: only reading statements (SELECT, WITH, VALUES, SHOW, DESCRIBE, SUMMARIZE, EXPLAIN, metadata PRAGMAs), and no file outside the store folder.
+
+    --write runs it in one transaction with DuckDB's full privileges; with --out, its last statement must return rows (end with a SELECT).
+    """
+    s = _open(store)
+    _check_sql_flags(s, format, out_file, max_rows)
+    if write:
+        statements = classify_sql(query)
+        if out_file is not None and not statements[-1].reads:
+            raise StoreError(
+                f"--out writes the rows the last statement returns, but it is a {statements[-1].kind} "
+                "statement, which returns none; end the SQL with a SELECT, or drop --out"
+            )
+        with s.write():  # one transaction: if --out cannot be written, the changes roll back
+            df = s.execute(query)
+            if out_file is not None:
+                n = _write_rows(df.to_arrow(), out_file, format)
+                err.print(f"wrote {n:,} rows to {out_file}")
+                return
+    elif out_file is not None:
+        with s.sql_reader(query) as reader:
+            n = _write_rows(reader, out_file, format)
         err.print(f"wrote {n:,} rows to {out_file}")
         return
-    df = s.execute(query) if write else s.sql(query)
+    else:
+        df = s.sql(query)
     if format == OutputFormat.table:
-        _print_frame(df, max_rows)
+        _print_frame(df, 50 if max_rows is None else max_rows)
     elif format == OutputFormat.csv:
         sys.stdout.write(df.write_csv())
-    elif format == OutputFormat.json:
-        sys.stdout.write(df.write_ndjson())
     else:
-        raise StoreError("--format parquet needs --out FILE")
+        sys.stdout.write(df.write_ndjson())
 
 
 @app.command()
@@ -462,11 +544,17 @@ def run_pipeline_cmd(
     run_pipeline(store, load_config(pipeline), out, progress=sys.stderr.isatty())
 
 
+def _loaded_errors() -> tuple[type[Exception], ...]:
+    """Errors of modules imported lazily (torch-heavy) that also deserve one clear line."""
+    models = sys.modules.get("attribution.models")
+    return (models.UnsafeCheckpointError,) if models else ()
+
+
 def main() -> None:
     """Console entry point: runs the app and turns store errors into one clear line."""
     try:
         app()
-    except (StoreError, FileNotFoundError, ConfigError) as exc:
+    except (StoreError, FileNotFoundError, ConfigError, *_loaded_errors()) as exc:
         err.print("[red]error:[/] ", end="")
         err.print(str(exc), markup=False, highlight=False)
         sys.exit(1)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class _Section(BaseModel):
@@ -23,6 +23,7 @@ class DataSection(_Section):
 
     n_train: int = Field(3000, gt=0)
     n_test: int = Field(300, gt=0)
+    n_dev: int = Field(200, ge=0)  # noise-free problems for failing queries and the budget choice
     functions: list[str] = ["add", "sub"]
     min_digits: int = Field(2, ge=1)
     max_digits: int = Field(2, ge=1)
@@ -56,10 +57,31 @@ class AttributionSection(_Section):
 
 
 class FilterSection(_Section):
-    """The noisy-CoT filter: evidence weights and the flag budget (fraction of the training set)."""
+    """The noisy-CoT filter: evidence weights and the flag budget.
 
-    budget: float = Field(0.2, ge=0, le=1)
+    ``budget`` is a fraction of the training set, or ``dev`` (default): retrain on the data
+    curated at each fraction of ``budget_grid`` and keep the one whose model is most accurate on
+    the dev split (keeping everything when none beats the uncurated model). That needs no
+    knowledge of how much of the data is bad; the test split is never looked at.
+    """
+
+    budget: float | Literal["dev"] = "dev"
+    budget_grid: list[float] = [0.1, 0.2, 0.3, 0.4, 0.5]
     weights: dict[str, float] = {}
+
+    @field_validator("budget")
+    @classmethod
+    def _fraction(cls, v: float | str) -> float | str:
+        if isinstance(v, float | int) and not 0 <= v <= 1:
+            raise ValueError("a budget fraction must be in [0, 1]; or 'dev' to choose it on the dev split")
+        return v
+
+    @field_validator("budget_grid")
+    @classmethod
+    def _grid(cls, v: list[float]) -> list[float]:
+        if not v or any(not 0 < b <= 1 for b in v):
+            raise ValueError("budget_grid needs at least one fraction in (0, 1]")
+        return sorted(set(v))
 
     @field_validator("weights")
     @classmethod
@@ -81,6 +103,13 @@ class NoisyCoTConfig(_Section):
     attribution: AttributionSection = AttributionSection()
     filter: FilterSection = FilterSection()
     clean_reference: bool = True
+
+    @model_validator(mode="after")
+    def _dev_needed(self) -> NoisyCoTConfig:
+        if self.filter.budget == "dev" and self.data.n_dev == 0:
+            raise ValueError("filter.budget 'dev' chooses the budget on the dev split: set data.n_dev > 0 "
+                             "or give a fixed fraction")
+        return self
 
 
 class ConfigError(ValueError):

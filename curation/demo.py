@@ -50,14 +50,23 @@ def _fmt(x: float) -> str:
 
 def print_summary(r: NoisyCoTResult, config: NoisyCoTConfig, console: Console, seconds: float) -> None:
     """Detection, accuracy, where things are, and three SQL queries to try."""
+    if len(r.budgets) > 1:
+        t = Table(title="choosing the flag budget: accuracy of the model retrained on the curated data")
+        for col in ("budget", "dev accuracy (chooses)", "test accuracy (reported only)"):
+            t.add_column(col, justify="right")
+        for row in r.budgets:
+            mark = " <- chosen" if row["budget"] == r.budget else ""
+            t.add_row(f"{row['budget']:.0%}{mark}", f"{row['dev_acc']:.1%}", f"{row['test_acc']:.1%}")
+        console.print(t)
     for kind, methods in r.detection.items():
         n_pos = next(iter(methods.values()))["n_positive"]
-        t = Table(title=f"detecting {kind}-noise traces ({n_pos} planted; budget {config.filter.budget:.0%})")
-        for col in ("evidence", "AUROC", "precision@budget", "recall@budget"):
+        what = "all noisy" if kind == "overall" else f"{kind}-noise"
+        t = Table(title=f"detecting {what} traces ({n_pos} planted; budget {r.budget:.0%}, "
+                        f"{r.n_flagged} flagged; one flags run per evidence)")
+        for col in ("evidence", "AUROC", "precision", "recall"):
             t.add_column(col, justify="left" if col == "evidence" else "right")
         for m, v in methods.items():
-            t.add_row(METHOD_LABELS.get(m, m), _fmt(v["auroc"]), _fmt(v["precision_at_budget"]),
-                      _fmt(v["recall_at_budget"]))
+            t.add_row(METHOD_LABELS.get(m, m), _fmt(v["auroc"]), _fmt(v["precision"]), _fmt(v["recall"]))
         console.print(t)
     t = Table(title="test accuracy (greedy decoding, noise-free problems)")
     t.add_column("model trained on")

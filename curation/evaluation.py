@@ -1,25 +1,70 @@
-"""Detection figures for filters judged on planted problems: AUROC, precision and recall at a budget."""
+"""Figures for judging filters and curation: detection on planted problems, flag quality, accuracy,
+the share of a noise-induced accuracy gap that curation recovers, and spread over seeds."""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Iterable
 
 import numpy as np
 
 
+def _as_bool_vector(values, name: str) -> np.ndarray:
+    """A 1-D boolean array from booleans or 0/1 values; a clear error for anything else."""
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D array, got shape {arr.shape}")
+    if arr.dtype == bool:
+        return arr
+    if arr.size and (arr.dtype.kind not in "iuf" or not np.isin(arr, (0, 1)).all()):
+        raise ValueError(f"{name}: expected booleans (or 0/1), got dtype {arr.dtype} with other values")
+    return arr.astype(bool)
+
+
+def _rank_keys(score: np.ndarray) -> np.ndarray:
+    """Dense integer ranks of ``score`` (larger = more suspicious; ties equal; NaN below everything,
+    +inf above every finite value), for ranking and AUROC without losing the order of infinities."""
+    key = np.zeros(len(score), dtype=np.int64)  # NaN -> 0
+    ok = ~np.isnan(score)
+    if ok.any():
+        _, inverse = np.unique(score[ok], return_inverse=True)
+        key[ok] = inverse + 1
+    return key
+
+
 def detection_metrics(score: np.ndarray, truth: np.ndarray, budget: float) -> dict[str, float]:
     """AUROC of ``score`` (larger = more suspicious) for boolean ``truth``; precision and recall
-    among the top ``budget`` fraction of samples. NaN scores rank last.
+    among the top ``budget`` fraction of samples.
+
+    The top set has ``k = round(budget * n)`` samples (Python's round, as
+    :meth:`filters.base.Budget.select` uses, so the figures match what a filter with that budget
+    flags). NaN scores rank last (below ``-inf``); ``+inf`` ranks first. Samples tied at the
+    cut-off are counted by their expected hits under a random tie order (a tie group straddling the
+    cut contributes its positive share of the places left), so the figures never depend on the
+    samples' order, as AUROC (ties count half) does not. AUROC is NaN when ``truth`` has one class
+    only; precision is NaN when ``k`` is 0; recall is NaN when there are no positives.
     """
     from sklearn.metrics import roc_auc_score
 
     score = np.asarray(score, dtype=np.float64)
-    truth = np.asarray(truth, dtype=bool)
-    filled = np.where(np.isfinite(score), score, -np.inf)
-    k = int(round(budget * len(score)))
-    top = np.argsort(-filled, kind="stable")[:k]
-    hits = int(truth[top].sum())
+    truth = _as_bool_vector(truth, "truth")
+    if score.ndim != 1:
+        raise ValueError(f"score: expected a 1-D array, got shape {score.shape}")
+    if len(score) != len(truth):
+        raise ValueError(f"score has {len(score)} values but truth has {len(truth)}")
+    if not 0.0 <= budget <= 1.0:
+        raise ValueError(f"budget must be a fraction in [0, 1], got {budget}")
+    n = len(score)
+    key = _rank_keys(score)
+    k = int(round(budget * n))
     positives = int(truth.sum())
-    auroc = float(roc_auc_score(truth, np.where(np.isfinite(score), score, np.nanmin(score) - 1))) \
-        if 0 < positives < len(truth) else float("nan")
+    hits = 0.0
+    if k:
+        cut = np.sort(key)[::-1][k - 1]  # the rank key of the k-th most suspicious sample
+        above = key > cut
+        tied = key == cut
+        hits = float(truth[above].sum()) + (k - int(above.sum())) * float(truth[tied].sum()) / int(tied.sum())
+    auroc = float(roc_auc_score(truth, key)) if 0 < positives < n else float("nan")
     return {
         "auroc": auroc,
         "precision_at_budget": hits / k if k else float("nan"),
@@ -29,10 +74,75 @@ def detection_metrics(score: np.ndarray, truth: np.ndarray, budget: float) -> di
     }
 
 
+def flag_metrics(flagged: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Precision and recall of an actual boolean ``flagged`` column against boolean ``truth``.
+
+    Unlike :func:`detection_metrics`, no budget is re-applied to a score: this judges the flags a
+    filter wrote, exactly as they are. Returns ``precision`` (hits / n_flagged; NaN when nothing is
+    flagged), ``recall`` (hits / n_positive; NaN when there are no positives), ``n_flagged``,
+    ``n_positive`` and ``hits`` (flagged positives).
+    """
+    flagged = _as_bool_vector(flagged, "flagged")
+    truth = _as_bool_vector(truth, "truth")
+    if len(flagged) != len(truth):
+        raise ValueError(f"flagged has {len(flagged)} values but truth has {len(truth)}")
+    n_flagged = int(flagged.sum())
+    n_positive = int(truth.sum())
+    hits = int((flagged & truth).sum())
+    return {
+        "precision": hits / n_flagged if n_flagged else float("nan"),
+        "recall": hits / n_positive if n_positive else float("nan"),
+        "n_flagged": n_flagged,
+        "n_positive": n_positive,
+        "hits": hits,
+    }
+
+
+def gap_recovered(noisy_acc: float, curated_acc: float, clean_acc: float) -> float:
+    """The fraction of the noisy-to-clean accuracy gap that curation recovers.
+
+    ``(curated - noisy) / (clean - noisy)``: 0 means curation did no better than training on the
+    noisy data, 1 means it matched training on clean data; it is negative when curation made things
+    worse and above 1 when it beat the clean model. NaN when the gap ``clean - noisy`` is <= 0 (the
+    noise did not hurt, so there is nothing to recover) or any accuracy is NaN.
+    """
+    noisy, curated, clean = float(noisy_acc), float(curated_acc), float(clean_acc)
+    gap = clean - noisy
+    if math.isnan(gap) or math.isnan(curated) or gap <= 0:
+        return float("nan")
+    return (curated - noisy) / gap
+
+
+def mean_spread(values: Iterable[float]) -> dict[str, float]:
+    """Mean, sample standard deviation, min and max of a figure over several runs (e.g. seeds).
+
+    ``std`` uses ddof=1 (the unbiased sample variance) and is NaN with fewer than two values: one
+    run says nothing about the spread. NaN values (a run whose figure is undefined) are left out
+    and counted in ``n_nan``; ``n`` is the number of values used. All figures are NaN when ``n``
+    is 0.
+    """
+    arr = np.asarray(list(values), dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError(f"values: expected a flat sequence of numbers, got shape {arr.shape}")
+    nan = np.isnan(arr)
+    used = arr[~nan]
+    n = len(used)
+    if n == 0:
+        mean = std = lo = hi = float("nan")
+    else:
+        mean, lo, hi = float(used.mean()), float(used.min()), float(used.max())
+        std = float(used.std(ddof=1)) if n > 1 else float("nan")
+    return {"mean": mean, "std": std, "min": lo, "max": hi, "n": n, "n_nan": int(nan.sum())}
+
+
 def answer_accuracy(completions: list[str], true_answers: list[str]) -> np.ndarray:
-    """Whether each completion's last line is ``ans = <true answer>`` (TInt traces)."""
+    """Whether each completion's last non-blank line is ``ans = <true answer>`` (TInt traces).
+
+    Surrounding whitespace on that line (and on the answer) is ignored; an empty completion is
+    wrong, and so is a correct answer on any line but the last.
+    """
     out = []
     for text, answer in zip(completions, true_answers, strict=True):
         lines = [ln for ln in text.strip().split("\n") if ln.strip()]
-        out.append(bool(lines) and lines[-1].strip() == f"ans = {answer}")
+        out.append(bool(lines) and lines[-1].strip() == f"ans = {str(answer).strip()}")
     return np.array(out, dtype=bool)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from attribution.data import CompletionDataset, char_tokenizer
 from attribution.tasks import CausalLMTask
+from stores.atomic import atomic_folder
 
 
 @dataclass
@@ -136,14 +136,17 @@ def greedy_complete(model, tokenizer, prompts: Sequence[str], max_new_tokens: in
     return out
 
 
-def save_lm(model, tokenizer, folder: Path) -> Path:
-    """Save model and tokenizer with ``save_pretrained`` under a temp name, then rename (atomic)."""
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
+def save_lm(model, tokenizer, folder: Path | str) -> Path:
+    """Save model (safetensors) and tokenizer with ``save_pretrained`` as the folder ``folder``, atomically.
+
+    Written into a hidden temp sibling, fsynced, then renamed into place (an earlier folder there,
+    with anything cached in it, is replaced), so ``folder`` exists only when complete: a killed or
+    failed save never leaves a half folder whose ``config.json`` a resumed run would trust.
+    """
+    folder = Path(folder)
+    with atomic_folder(folder) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
     return folder
 
 

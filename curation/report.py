@@ -223,11 +223,18 @@ def _pipeline_section(store: stores.Store, run: dict[str, Any], config: dict[str
     if config.get("accuracy"):
         rows = "".join(f"<tr><td>{_e(k)}</td><td>{v:.1%}</td></tr>" for k, v in config["accuracy"].items())
         parts.append(f"<h3>test accuracy</h3><table><tr><th>model trained on</th><th>accuracy</th></tr>{rows}</table>")
+    if len(config.get("budgets") or []) > 1:
+        rows = "".join(f"<tr><td>{b['budget']:.0%}{' (chosen)' if b['budget'] == config.get('budget') else ''}</td>"
+                       f"<td>{b['dev_acc']:.1%}</td><td>{b['test_acc']:.1%}</td></tr>" for b in config["budgets"])
+        parts.append("<h3>flag budget chosen on dev accuracy</h3><table><tr><th>budget</th><th>dev accuracy "
+                     f"(chooses)</th><th>test accuracy (reported only)</th></tr>{rows}</table>")
     for kind, methods in (config.get("detection") or {}).items():
         rows = "".join(f"<tr><td>{_e(m)}</td><td>{v['auroc']:.3f}</td><td>{v['precision_at_budget']:.3f}</td>"
                        f"<td>{v['recall_at_budget']:.3f}</td></tr>" for m, v in methods.items())
-        parts.append(f"<h3>detecting {_e(kind)} noise</h3><table><tr><th>evidence</th><th>AUROC</th>"
-                     f"<th>precision@budget</th><th>recall@budget</th></tr>{rows}</table>")
+        budget = config.get("budget")
+        at = f" (flags runs at budget {budget:.0%})" if isinstance(budget, float | int) else ""
+        parts.append(f"<h3>detecting {_e(kind)} noise{_e(at)}</h3><table><tr><th>evidence</th><th>AUROC</th>"
+                     f"<th>precision</th><th>recall</th></tr>{rows}</table>")
     if config.get("recovery"):
         parts.append(f"<p>recovery: {_e(json.dumps(config['recovery']))}</p>")
     run_id = run["run_id"]

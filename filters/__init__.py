@@ -2,5 +2,7 @@
 
 from .base import Budget, Evidence, Filter, FilterRun, Flags, rank_percentile
 from .noisy_cot import NoisyCoTFilter
+from .self_score import SelfScoreFilter
 
-__all__ = ["Budget", "Evidence", "Filter", "FilterRun", "Flags", "NoisyCoTFilter", "rank_percentile"]
+__all__ = ["Budget", "Evidence", "Filter", "FilterRun", "Flags", "NoisyCoTFilter", "SelfScoreFilter",
+           "rank_percentile"]

@@ -91,9 +91,9 @@ class Budget:
             raise ValueError(f"fraction must be in [0, 1], got {self.fraction}")
 
     def select(self, scores: np.ndarray) -> np.ndarray:
-        """Boolean mask of the flagged samples (highest scores first; NaN never flagged)."""
+        """Boolean mask of the flagged samples (highest scores first, +inf included; NaN never flagged)."""
         scores = np.asarray(scores, dtype=np.float64)
-        ok = np.isfinite(scores)
+        ok = ~np.isnan(scores)
         if self.threshold is not None:
             return ok & (scores >= self.threshold)
         k = int(round(self.fraction * len(scores)))

@@ -26,16 +26,21 @@ import stores
 from .base import Budget, Evidence, Filter, Flags
 from .evidence import dataset_ids, median_ratio, query_push_evidence, self_score_evidence
 
-# query_push explains (it names the failing answers a trace pushes) but does not score by default:
-# as a detector it was at or below random in the spec's probe and in bench/noisy_cot.py.
-DEFAULT_WEIGHTS = {"self_influence": 1.0, "loss": 1.0, "query_push": 0.0}
+# Default weights, chosen on a selection seed that no reported figure uses (bench/noisy_cot.py,
+# step 0): completion loss alone ranked the planted noisy traces as well as loss and
+# self-influence together, so self-influence does not score by default (a second evidence must
+# add AUROC to be used). Both self-influence and query_push still explain every flag in its
+# reason; query_push was at or below random as a detector in the spec's probe and in the bench.
+DEFAULT_WEIGHTS = {"self_influence": 0.0, "loss": 1.0, "query_push": 0.0}
 
 
 class NoisyCoTFilter(Filter):
     """Flags noisy chain-of-thought traces from self-influence, loss and failing-query influence.
 
     Pass the run ids of the evidence to use; ``weights`` maps evidence names
-    (``self_influence``, ``loss``, ``query_push``) to their weight in the rank mean.
+    (``self_influence``, ``loss``, ``query_push``) to their weight in the rank mean (default
+    :data:`DEFAULT_WEIGHTS`: loss scores, the others explain). Without explicit weights, evidence
+    given alone scores even if its default weight is 0 (e.g. only a self-influence run).
     """
 
     name = "noisy_cot"
@@ -56,7 +61,11 @@ class NoisyCoTFilter(Filter):
         self.self_influence_run = self_influence_run
         self.loss_run = loss_run
         self.query_run = query_run
+        given = [n for n, r in (("self_influence", self_influence_run), ("loss", loss_run),
+                                ("query_push", query_run)) if r]
         self.weights = dict(DEFAULT_WEIGHTS) | (weights or {})
+        if weights is None and not any(self.weights[n] > 0 for n in given):
+            self.weights |= {n: 1.0 for n in given}  # nothing that scores by default was given
         self.top_fraction = top_fraction
 
     def gather(self, store: stores.Store) -> tuple[list[Evidence], dict[str, int]]:

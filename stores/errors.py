@@ -31,3 +31,8 @@ class IngestError(StoreError):
 
 class QueryError(StoreError):
     """A SQL query or predicate failed; the message carries DuckDB's explanation."""
+
+
+class ReadOnlyQueryError(QueryError):
+    """Read-only SQL (``Store.sql``, ``curation sql`` without ``--write``) got a statement that
+    could modify the store or reach outside it (COPY, CREATE, ATTACH, SET, INSTALL, ...)."""

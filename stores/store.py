@@ -38,6 +38,7 @@ from .atomic import (
 )
 from .errors import (
     QueryError,
+    ReadOnlyQueryError,
     SchemaVersionError,
     StoreError,
     StoreLockedError,
@@ -250,16 +251,40 @@ class Store:
                 self._mark_views_dirty()
 
     # ------------------------------------------------------------------ connections
-    def _open_duckdb(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+    def _open_duckdb(self, read_only: bool, sandboxed: bool = False) -> duckdb.DuckDBPyConnection:
+        """Open the catalog, waiting up to ``lock_timeout`` for other holders; never changes mode.
+
+        ``sandboxed`` opens the catalog with the read-only SQL settings (see :meth:`_sandbox`).
+        DuckDB shares one database instance per file and process, so a catalog this process
+        holds open with other settings (a writer, or a reader of the other kind) cannot be
+        opened until it is closed: we wait for it, as for another process's lock, and fail with
+        a clear error rather than borrow a connection that could write.
+        """
         deadline = time.monotonic() + self.lock_timeout
+        config = dict(_SANDBOX_CONFIG) if sandboxed else {}
+        want = "sandbox" if sandboxed else ("read" if read_only else "write")
         while True:
             try:
-                return duckdb.connect(str(self.catalog_path), read_only=read_only)
+                return duckdb.connect(str(self.catalog_path), read_only=read_only, config=config)
             except duckdb.ConnectionException as exc:
-                if "different configuration" in str(exc) and read_only:
-                    read_only = False  # this process already has it open for writing: share that
-                    continue
-                raise StoreError(f"cannot open {self.catalog_path}: {exc}") from exc
+                if "different configuration" not in str(exc):
+                    raise StoreError(f"cannot open {self.catalog_path}: {exc}") from exc
+                mine = _held_kinds(self.catalog_path) - {want}
+                if mine:  # this very thread holds it: waiting would never end
+                    raise StoreError(
+                        f"cannot open {self.catalog_path} for {_KIND_WORDS[want]}: this thread already holds it "
+                        f"open for {' and '.join(_KIND_WORDS[k] for k in sorted(mine))} (a write()/connect() "
+                        "block of this store, or a sql_reader() still being read). Use the connection that "
+                        "block yields, or call this after the block."
+                    ) from exc
+                if time.monotonic() >= deadline:
+                    raise StoreLockedError(
+                        f"store {self.root}: its catalog is open in this process with other settings "
+                        "(a writer or a reader of another kind in another thread, or a direct "
+                        f"duckdb.connect()); waited {self.lock_timeout:g}s for it to close. "
+                        "Close that connection or raise CURATION_LOCK_TIMEOUT."
+                    ) from exc
+                time.sleep(0.05)
             except duckdb.IOException as exc:
                 msg = str(exc)
                 if "lock" not in msg.lower():
@@ -280,7 +305,9 @@ class Store:
         """A DuckDB connection to the catalog for the length of the block.
 
         Read-only by default, so other processes can read at the same time. Inside a
-        :meth:`write` block the writer's connection is returned instead.
+        :meth:`write` block the writer's connection is returned instead. This is the internal,
+        trusted reader (exports stream files out through it); SQL from users goes through
+        :meth:`sql`, which runs on a sandboxed connection.
         """
         con = getattr(self._local, "con", None)
         if con is not None:
@@ -292,8 +319,9 @@ class Store:
             return
         con = self._open_duckdb(read_only=True)
         try:
-            self._fix_moved_root(con)
-            yield con
+            with _holding(self.catalog_path, "read"):
+                self._fix_moved_root(con)
+                yield con
         finally:
             con.close()
 
@@ -312,11 +340,12 @@ class Store:
             self._local.con = con
             self._local.views_dirty = False
             try:
-                con.begin()
-                yield con
-                if self._local.views_dirty:
-                    self._rebuild_views(con, temporary=False)
-                con.commit()
+                with _holding(self.catalog_path, "write"):
+                    con.begin()
+                    yield con
+                    if self._local.views_dirty:
+                        self._rebuild_views(con, temporary=False)
+                    con.commit()
             except BaseException:
                 with contextlib.suppress(duckdb.Error):
                     con.rollback()
@@ -324,6 +353,53 @@ class Store:
             finally:
                 self._local.con = None
                 con.close()
+
+    @contextlib.contextmanager
+    def _sandbox(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only catalog connection whose file access DuckDB confines to the store folder.
+
+        Opened read-only (DuckDB refuses any write to the catalog), then locked down with
+        DuckDB's own settings: ``allowed_directories`` = the store root (the views' Parquet
+        shards live under it, wherever the store was moved), ``enable_external_access = false``
+        (every other file, URL, ATTACH, INSTALL and LOAD is refused) and
+        ``lock_configuration = true`` (no SET can undo it). Extension auto-install/auto-load are
+        off. Never shares a writable database: see :meth:`_open_duckdb`.
+        """
+        if _held_kinds(self.catalog_path) - {"sandbox"}:
+            raise StoreError(
+                f"store.sql() cannot run inside a write() or connect() block of store {self.root} in the "
+                "same thread: read-only SQL runs on its own sandboxed connection, which DuckDB cannot open "
+                "while this thread holds the catalog open. Run the query on the connection the block "
+                "yields, or after the block."
+            )
+        con = self._open_duckdb(read_only=True, sandboxed=True)
+        try:
+            with _holding(self.catalog_path, "sandbox"):
+                self._lock_down(con)
+                self._fix_moved_root(con)
+                yield con
+        finally:
+            con.close()
+
+    def _lock_down(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Confine ``con``'s database instance to the store folder (once per instance)."""
+        with _sandbox_guard:  # threads of this process may share the instance: set it up once
+            locked, external, allowed = con.execute(
+                "SELECT current_setting('lock_configuration'), current_setting('enable_external_access'), "
+                "current_setting('allowed_directories')"
+            ).fetchone()
+            if not locked:
+                con.execute(f"SET allowed_directories = [{sql_literal(str(self.root))}]")
+                con.execute("SET enable_external_access = false")
+                con.execute("SET lock_configuration = true")
+                return
+        roots = {str(d).rstrip("/") for d in allowed or []}
+        if external or str(self.root) not in roots:
+            raise StoreError(
+                f"the catalog {self.catalog_path} is open in this process with a locked configuration that is "
+                f"not the store's read-only sandboxed one (external access {external}, allowed {sorted(roots)}); "
+                "close that connection first"
+            )
 
     def _fix_moved_root(self, con: duckdb.DuckDBPyConnection) -> None:
         """The views hold absolute paths; if the store folder moved, shadow them with temp views."""
@@ -362,12 +438,41 @@ class Store:
 
     # ------------------------------------------------------------------ SQL
     def sql(self, query: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
-        """Run read-only SQL against the catalog; returns a polars DataFrame."""
-        with self.connect() as con:
+        """Run read-only SQL against the catalog; returns a polars DataFrame.
+
+        Read-only means: every statement must be one that only reads (see :func:`classify_sql`;
+        anything else raises :class:`ReadOnlyQueryError` before anything runs), it runs on a
+        catalog connection DuckDB opened read-only, and DuckDB lets it touch no file outside the
+        store folder. Use :meth:`execute` (CLI: ``--write``) to modify the store or write files.
+        """
+        check_read_only(query)
+        with self._sandbox() as con:
             return _run_query(con, query, params)
 
+    @contextlib.contextmanager
+    def sql_reader(
+        self, query: str, params: Sequence[Any] | None = None, batch_rows: int = 100_000
+    ) -> Iterator[pa.RecordBatchReader]:
+        """Like :meth:`sql` (same checks, same sandbox) but streams the result as Arrow batches.
+
+        For results too large to hold in memory, e.g. ``curation sql ... --out FILE``; the
+        reader is valid inside the block only.
+        """
+        check_read_only(query)
+        with self._sandbox() as con:
+            try:
+                rel = con.sql(query, params=list(params) if params else None)
+                if rel is None:
+                    raise QueryError("the query returned no result set")
+                yield rel.to_arrow_reader(batch_rows)
+            except duckdb.Error as exc:
+                raise QueryError(str(exc)) from exc
+
     def execute(self, query: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
-        """Run SQL that may modify the catalog, under the writer lock, in one transaction."""
+        """Run SQL that may modify the catalog, under the writer lock, in one transaction.
+
+        Runs with DuckDB's full privileges (COPY TO, ATTACH, files anywhere): for trusted SQL only.
+        """
         with self.write() as con:
             return _run_query(con, query, params)
 
@@ -758,8 +863,8 @@ class Store:
         return path
 
     def cleanup(self) -> int:
-        """Remove temp files left by killed writers; returns how many were removed."""
-        return remove_stale_temp_files(self.data_dir) if self.data_dir.exists() else 0
+        """Remove temp files and folders left by killed writers (shards, saved models); returns how many."""
+        return sum(remove_stale_temp_files(d) for d in (self.data_dir, self.root / "artifacts") if d.exists())
 
 
 # ---------------------------------------------------------------------- helpers
@@ -827,5 +932,142 @@ def _run_query(con: duckdb.DuckDBPyConnection, query: str, params: Sequence[Any]
         msg = str(exc)
         if "read-only" in msg.lower():
             msg += " (queries are read-only by default; use --write / Store.execute to modify)"
+        elif "disabled by configuration" in msg:
+            msg += " (read-only SQL may read only files inside the store folder; use --write / Store.execute)"
         raise QueryError(msg) from exc
 
+
+# ---------------------------------------------------------------------- read-only SQL
+_SANDBOX_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+_sandbox_guard = threading.Lock()
+_held = threading.local()  # per thread: {catalog path: {kind: count}} of catalog connections open
+_KIND_WORDS = {"read": "reading", "write": "writing", "sandbox": "read-only SQL"}
+# PRAGMA name / CALL pragma_name(...) that only read metadata (everything else is refused)
+_READ_PRAGMAS = frozenset({
+    "collations", "database_list", "database_size", "functions", "metadata_info", "platform", "show",
+    "show_databases", "show_tables", "show_tables_expanded", "storage_info", "table_info", "user_agent",
+    "version",
+})
+_READS_HELP = (
+    "read-only SQL accepts only statements that read: SELECT, WITH ... SELECT, VALUES, FROM, SHOW, "
+    "DESCRIBE, SUMMARIZE, EXPLAIN [ANALYZE] of those, and metadata PRAGMAs such as table_info. "
+    "To modify the store or write files use `curation sql --write` or Store.execute()."
+)
+
+
+@dataclass(frozen=True)
+class SqlStatement:
+    """One statement of a SQL string as DuckDB parses it: its text, its kind, whether it only reads."""
+
+    text: str
+    kind: str
+    reads: bool
+
+
+def classify_sql(query: str) -> list[SqlStatement]:
+    """Split ``query`` into statements with DuckDB's own parser and say which only read.
+
+    A statement reads when DuckDB types it SELECT (which covers WITH, VALUES, FROM, SHOW,
+    DESCRIBE, SUMMARIZE), when it is EXPLAIN [ANALYZE] of such a statement, or a PRAGMA / CALL
+    of a metadata pragma (table_info, show_tables, version ...). Everything else (COPY, CREATE,
+    INSERT, ATTACH, SET, INSTALL, LOAD, EXPORT, IMPORT, CHECKPOINT, ...) does not. Raises
+    :class:`QueryError` for SQL DuckDB cannot parse or an empty string.
+    """
+    try:
+        statements = duckdb.extract_statements(query)
+    except (duckdb.Error, ValueError) as exc:
+        raise QueryError(str(exc)) from exc
+    if not statements:
+        raise QueryError("no SQL statement given")
+    return [_classify(st) for st in statements]
+
+
+def check_read_only(query: str) -> list[SqlStatement]:
+    """:func:`classify_sql`, raising :class:`ReadOnlyQueryError` unless every statement only reads."""
+    statements = classify_sql(query)
+    for i, st in enumerate(statements, 1):
+        if not st.reads:
+            text = " ".join(st.text.split())
+            text = text if len(text) <= 80 else text[:77] + "..."
+            raise ReadOnlyQueryError(
+                f"read-only SQL refused statement {i} of {len(statements)}, a {st.kind} statement: {text!r}. "
+                + _READS_HELP
+            )
+    return statements
+
+
+def _classify(statement: Any) -> SqlStatement:
+    text = statement.query.strip()
+    words = _words(text)
+    first = words[0][1].upper() if words else ""
+    try:
+        kind = statement.type
+    except ValueError:  # a statement type this DuckDB's Python API has no name for
+        return SqlStatement(text, first or "unknown", False)
+    label = kind.name if first in ("", kind.name) else f"{kind.name} ({first})"
+    if kind == duckdb.StatementType.SELECT:
+        return SqlStatement(text, label, True)
+    if kind == duckdb.StatementType.EXPLAIN:
+        inner = _explained(text, words)
+        if inner is not None:
+            try:
+                inner_statements = duckdb.extract_statements(inner)
+            except (duckdb.Error, ValueError):
+                inner_statements = []
+            if len(inner_statements) == 1:
+                got = _classify(inner_statements[0])
+                return SqlStatement(text, f"EXPLAIN of {got.kind}", got.reads)
+        return SqlStatement(text, label, False)
+    if kind in (duckdb.StatementType.PRAGMA, duckdb.StatementType.CALL) and first in ("PRAGMA", "CALL"):
+        name = words[1][1].lower() if len(words) > 1 else ""
+        name = name.removeprefix("pragma_") if first == "CALL" else name
+        plain = len(words) == 2 or words[2][1] in ("(", ";")
+        return SqlStatement(text, label, name in _READ_PRAGMAS and plain)
+    return SqlStatement(text, label, False)
+
+
+def _words(text: str) -> list[tuple[int, str]]:
+    """DuckDB's tokens of ``text`` as (offset, first word of the token)."""
+    try:
+        tokens = duckdb.tokenize(text)
+    except (duckdb.Error, ValueError):
+        return []
+    out = []
+    for i, (start, _type) in enumerate(tokens):
+        end = tokens[i + 1][0] if i + 1 < len(tokens) else len(text)
+        piece = text[start:end].split()
+        out.append((start, piece[0] if piece else ""))
+    return out
+
+
+def _explained(text: str, words: list[tuple[int, str]]) -> str | None:
+    """The statement an EXPLAIN statement explains (after ANALYZE / an option list), or None."""
+    if not words or words[0][1].upper() != "EXPLAIN":
+        return None
+    i, depth = 1, 0
+    while i < len(words):
+        word = words[i][1]
+        if word.startswith("("):
+            depth += 1
+        elif word.startswith(")"):
+            depth -= 1
+        elif depth == 0 and word.upper() not in ("ANALYZE", "ANALYSE"):
+            return text[words[i][0]:]
+        i += 1
+    return None
+
+
+def _held_kinds(catalog: Path) -> set[str]:
+    """Kinds of catalog connection ("read", "write", "sandbox") this thread holds open now."""
+    return {k for k, n in getattr(_held, "counts", {}).get(str(catalog), {}).items() if n}
+
+
+@contextlib.contextmanager
+def _holding(catalog: Path, kind: str) -> Iterator[None]:
+    """Record that this thread holds a ``kind`` connection to ``catalog`` for the block."""
+    counts = _held.__dict__.setdefault("counts", {}).setdefault(str(catalog), {})
+    counts[kind] = counts.get(kind, 0) + 1
+    try:
+        yield
+    finally:
+        counts[kind] -= 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,10 @@ runner = CliRunner()
 TINY = """\
 name: tiny
 seed: 0
-data: {n_train: 240, n_test: 24, functions: [add, sub], min_digits: 2, max_digits: 2, dynamic_rate: 0.25}
+data: {n_train: 240, n_test: 24, n_dev: 20, functions: [add, sub], min_digits: 2, max_digits: 2, dynamic_rate: 0.25}
 model: {n_layer: 1, n_embd: 32, n_head: 2, steps: 40, batch_size: 16, max_length: 64}
 attribution: {batch_size: 64, max_failing_queries: 8}
-filter: {budget: 0.25}
+filter: {budget: dev, budget_grid: [0.25, 0.5]}
 """
 
 
@@ -34,18 +35,46 @@ def test_pipeline_runs_every_step_and_resumes(tmp_path: Path) -> None:
         assert text in res.output
     store = stores.open(st)
     names = set(store.datasets()["name"])
-    assert {"tiny_train", "tiny_test", "tiny_curated", "tiny_clean_only"} <= names
+    assert {"tiny_train", "tiny_test", "tiny_dev", "tiny_curated", "tiny_clean_only",
+            "tiny_curated_b25", "tiny_curated_b50"} <= names
     pipe = store.runs("pipeline").row(0, named=True)
-    detection = store.sql("SELECT config FROM runs WHERE run_id = ?", [pipe["run_id"]])["config"][0]
-    assert '"dynamic"' in detection and '"combined"' in detection
-    # the curated set is the train set minus exactly the flagged traces, with reasons in the audit
-    flagged = store.sql("SELECT count(*) AS n FROM flags WHERE flagged")["n"][0]
-    assert flagged == 60
-    assert store.sql("SELECT count(*) AS n FROM curated_drops WHERE curated = 'tiny_curated'")["n"][0] == 60
+    config = json.loads(store.sql("SELECT config FROM runs WHERE run_id = ?", [pipe["run_id"]])["config"][0])
+    assert set(config["detection"]) == {"dynamic", "overall"}
+    assert set(config["detection"]["overall"]) == {"random", "loss", "self_influence", "query_push", "combined"}
+    # the budget is the most accurate on dev (ties to the smaller; 0 = keep everything), never chosen on test
+    budgets = config["budgets"]
+    assert [b["budget"] for b in budgets] == [0.0, 0.25, 0.5]
+    best = max(budgets, key=lambda b: (b["dev_acc"], -b["budget"]))
+    assert config["budget"] == best["budget"]
+    # every method's precision/recall comes from its own flags run at that budget
+    n_flag = round(config["budget"] * 240)
+    for method, run_id in config["flag_runs"].items():
+        flags = store.read_flags(run_id)
+        assert flags.height == 240 and int(flags["flagged"].sum()) == n_flag, method
+        truth = store.sql("SELECT sample_id, noise <> 'clean' AND trace_changed AS bad FROM samples "
+                          "WHERE dataset = 'tiny_train'")
+        joined = flags.join(truth, on="sample_id")
+        hits = int((joined["flagged"] & joined["bad"]).sum())
+        m = config["detection"]["overall"][method]
+        assert m["hits"] == hits and m["n_flagged"] == n_flag and m["n_positive"] == int(truth["bad"].sum())
+        assert m["recall"] == pytest.approx(hits / int(truth["bad"].sum()))
+    assert config["n_flagged"] == n_flag
+    # the curated set is the train set minus exactly the combined filter's flagged traces
+    combined = config["flag_runs"]["combined"]
+    assert store.sql("SELECT count(*) AS n FROM curated_drops WHERE curated = 'tiny_curated'")["n"][0] == n_flag
+    assert store.sql("SELECT count(*) AS n FROM curated_drops WHERE curated = 'tiny_curated' AND run_id <> ?",
+                     [combined])["n"][0] == 0
     assert store.sql("SELECT count(*) AS n FROM samples WHERE dataset = 'tiny_test' AND noise <> 'clean'")["n"][0] == 0
-    shared = store.sql("""SELECT count(*) AS n FROM samples a JOIN samples b USING (prompt)
-                          WHERE a.dataset = 'tiny_test' AND b.dataset = 'tiny_train'""")["n"][0]
-    assert shared == 0
+    for held_out in ("tiny_test", "tiny_dev"):
+        shared = store.sql("""SELECT count(*) AS n FROM samples a JOIN samples b USING (prompt)
+                              WHERE a.dataset = ? AND b.dataset = 'tiny_train'""", [held_out])["n"][0]
+        assert shared == 0
+    assert store.sql("""SELECT count(*) AS n FROM samples a JOIN samples b USING (prompt)
+                        WHERE a.dataset = 'tiny_test' AND b.dataset = 'tiny_dev'""")["n"][0] == 0
+    # failing queries are the noisy model's wrong answers to dev problems, never test ones
+    failures = store.sql("SELECT prompt FROM samples WHERE dataset = 'tiny_train_failures'")["prompt"].to_list()
+    dev = set(store.sql("SELECT prompt FROM samples WHERE dataset = 'tiny_dev'")["prompt"].to_list())
+    assert failures and set(failures) <= dev
     page = tmp_path / "report.html"
     rep = runner.invoke(app, ["report", pipe["run_id"], "--out", str(page), "--store", str(st)])
     assert rep.exit_code == 0, rep.output + repr(rep.exception)
@@ -54,13 +83,13 @@ def test_pipeline_runs_every_step_and_resumes(tmp_path: Path) -> None:
     push = store.sql("SELECT run_id FROM runs WHERE kind = 'attribute'")["run_id"][0]
     runner.invoke(app, ["report", push, "--out", str(tmp_path / "push.html"), "--store", str(st)])
     assert 'class="tok"' in (tmp_path / "push.html").read_text()  # the pushers' tokens are highlighted
-    n_runs = store.runs().height
     trains = store.runs("train").height
-    assert trains == 3  # noisy, curated, clean-only
+    assert trains == 4  # noisy, two budget candidates (the chosen one is reused for tiny_curated), clean-only
+    evidence = store.sql("SELECT count(*) AS n FROM runs WHERE kind IN ('attribute', 'self-influence', 'token-scores')")["n"][0]
     again = runner.invoke(app, ["run", str(cfg), "--store", str(st)])
     assert again.exit_code == 0, again.output
     assert store.runs("train").height == trains  # models reused, not retrained
-    assert store.runs().height <= n_runs + 4  # only the filter, two curations and the pipeline record are new
+    assert store.sql("SELECT count(*) AS n FROM runs WHERE kind IN ('attribute', 'self-influence', 'token-scores')")["n"][0] == evidence
     cfg.write_text(TINY.replace("n_test: 24", "n_test: 30"))  # another test set: no stale cached outputs
     third = runner.invoke(app, ["run", str(cfg), "--store", str(st)])
     assert third.exit_code == 0, third.output + repr(third.exception)
@@ -99,5 +128,6 @@ def test_demo_end_to_end_on_the_bundled_config(tmp_path: Path) -> None:
     store = stores.open(tmp_path / "demo")
     combined = store.runs("pipeline").row(0, named=True)["config"]
     assert '"combined"' in combined
+    trains = store.runs("train").height
     again = runner.invoke(app, ["demo", "--store", str(tmp_path / "demo")])
-    assert again.exit_code == 0 and store.runs("train").height == 3
+    assert again.exit_code == 0 and store.runs("train").height == trains

@@ -49,7 +49,7 @@ def _auroc(score: np.ndarray, truth: np.ndarray) -> float:
 def test_noisy_cot_filter_combines_evidence_and_explains(planted) -> None:
     store, ids, bad, runs = planted
     f = NoisyCoTFilter(self_influence_run=runs["self_ekfac"], loss_run=runs["loss"], query_run=runs["scores"],
-                       budget=Budget(fraction=0.1))
+                       weights={"self_influence": 1.0, "loss": 1.0}, budget=Budget(fraction=0.1))
     res = f.run(store, "traces", seed=0)
     flags = store.read_flags(res.run_id).sort("sample_id")
     assert flags.height == N and flags["flagged"].sum() == 20
@@ -70,6 +70,20 @@ def test_noisy_cot_filter_combines_evidence_and_explains(planted) -> None:
     assert audit.height == 20 and all("combined rank" in r for r in audit["reason"])
 
 
+def test_default_weights_score_loss_and_explain_the_rest(planted) -> None:
+    store, ids, bad, runs = planted
+    f = NoisyCoTFilter(self_influence_run=runs["self_ekfac"], loss_run=runs["loss"], query_run=runs["scores"],
+                       budget=Budget(fraction=0.1))
+    flags = f.evaluate(store, "traces")
+    loss = store.read_self_scores(runs["loss"])
+    by_id = dict(zip(loss["sample_id"].to_list(), loss["score"].to_list(), strict=True))
+    top = {ids[i] for i in np.argsort([-by_id[s] for s in ids])[:20]}
+    assert {s for s, fl in zip(flags.sample_ids, flags.flagged, strict=True) if fl} == top  # loss alone ranks
+    assert "self-influence in top" in flags.reason[0] and "failing queries" in flags.reason[0]
+    alone = NoisyCoTFilter(self_influence_run=runs["self_ekfac"], budget=Budget(fraction=0.1)).evaluate(store, "traces")
+    assert alone.n_flagged == 20  # evidence given alone scores, whatever its default weight
+
+
 def test_single_evidence_and_threshold_budget(planted) -> None:
     store, ids, bad, runs = planted
     f = NoisyCoTFilter(loss_run=runs["loss"], budget=Budget(fraction=None, threshold=0.95))
@@ -84,6 +98,7 @@ def test_single_evidence_and_threshold_budget(planted) -> None:
 
 def test_budget_and_rank_combination() -> None:
     assert Budget(fraction=0.25).select(np.array([0.1, 0.9, np.nan, 0.5])).tolist() == [False, True, False, False]
+    assert Budget(fraction=0.25).select(np.array([0.1, 0.9, np.nan, np.inf])).tolist() == [False, False, False, True]
     assert Budget(fraction=None, threshold=0.5).select(np.array([0.4, 0.5, np.nan])).tolist() == [False, True, False]
     with pytest.raises(ValueError):
         Budget(fraction=1.5)
