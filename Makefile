@@ -36,6 +36,7 @@ bench-sql: $(STAMP)
 	$(BIN)/python bench/sql_scores.py
 
 bench-engine: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/lds.py
 	$(BIN)/python bench/engine_throughput.py
 
