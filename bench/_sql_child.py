@@ -6,11 +6,13 @@ MODE is ``api`` (``store.sql``: opens the catalog read-only for each call, retur
 ``duckdb`` (one ``duckdb.connect(catalog, read_only=True)`` reused for every run, ``.pl()``) or
 ``duckdb_fresh`` (a new read-only connection per run, connect included in the time). The first
 run is the cold one (a fresh process: no DuckDB caches; the OS page cache may hold the files);
-REPEATS warm runs follow. Prints one JSON line.
+REPEATS warm runs follow. Each run's wall time and this process's CPU time (all threads; less
+sensitive to other load on the machine) are reported. Prints one JSON line.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
@@ -21,10 +23,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import proc_status_kb, ru_maxrss_kb  # noqa: E402
 
 QUERIES = {
+    "Q0": "SELECT count(*) AS n FROM scores",
     "Q1": "SELECT sample_id, sum(score) AS total FROM scores GROUP BY sample_id ORDER BY 2 LIMIT 100",
     "Q2": "SELECT query_id, sample_id, score FROM scores "
     "QUALIFY row_number() OVER (PARTITION BY query_id ORDER BY score DESC) <= 10",
 }
+# the target is judged on Q1 and Q2; Q0 is a probe: answered from the Parquet footers, it shows
+# what opening the shards costs
+TARGET_QUERIES = ("Q1", "Q2")
+# what identifies an answer: key columns (hashed exactly, sorted) and a value column (summed)
+ANSWER_COLUMNS = {
+    "Q0": ([], "n"),
+    "Q1": (["sample_id"], "total"),
+    "Q2": (["query_id", "score"], "score"),
+}
+
+
+def answer(qname: str, df) -> dict:
+    """A fingerprint of a query's answer, comparable across layouts: ties may pick other rows
+    with equal keys, and sums may differ in the last bits with the summation order."""
+    keys, value = ANSWER_COLUMNS[qname]
+    rows = sorted(map(repr, df.select(keys).rows())) if keys else []
+    return {
+        "keys_sha256": hashlib.sha256("\n".join(rows).encode()).hexdigest(),
+        "value_sum": float(df[value].sum()),
+    }
 
 
 def main(argv: list[str]) -> None:
@@ -49,9 +72,9 @@ def main(argv: list[str]) -> None:
     )
     probe.close()
 
-    times, n_rows = [], []
+    times, cpu, n_rows = [], [], []
     for _ in range(1 + repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         if mode == "api":
             df = store.sql(query)
         elif mode == "duckdb":
@@ -63,6 +86,7 @@ def main(argv: list[str]) -> None:
         else:
             raise SystemExit(f"unknown mode {mode!r}")
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
         n_rows.append(df.height)
     if con is not None:
         con.close()
@@ -73,7 +97,9 @@ def main(argv: list[str]) -> None:
                 "mode": mode,
                 "query": qname,
                 "times_s": times,
+                "cpu_s": cpu,
                 "rows": n_rows,
+                "answer": answer(qname, df),
                 "duckdb_settings": settings,
                 "rss_after_import_kb": after_import.get("VmRSS"),
                 "peak_rss_kb": after.get("VmHWM"),

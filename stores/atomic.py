@@ -139,10 +139,9 @@ def write_parquet_atomic(table: pa.Table, target: Path | str, **kwargs) -> int:
 def write_parquet_atomic_duckdb(table: pa.Table, target: Path | str, compression: str = "snappy") -> int:
     """Like :func:`write_parquet_atomic`, but with DuckDB's Parquet writer.
 
-    DuckDB reads its own files faster (smaller row groups, dictionary pages it can keep as
-    dictionary vectors): GROUP BY and top-k over score tables run 15-25% faster than over
-    pyarrow-written ones, and snappy scans faster than zstd (Q1 0.40 vs 0.70 s, Q2 1.70 vs
-    1.94 s over 100M rows) for 16% more bytes.
+    Used for the fixed-schema tables queried in bulk (snappy by default). bench/sql_scores.py
+    compares it with zstd and with pyarrow's writer on the same score rows (``comparisons`` in
+    bench/results/sql.json); only figures in that file are claimed.
     """
     import duckdb
 
