@@ -160,10 +160,6 @@ class NoisyCoTPipeline:
                        prompt_field="prompt", completion_field="completion", replace=True)
         return self.test_name, self.dev_name
 
-    def ensure_test(self) -> str:
-        """The noise-free test split (generated with the dev split)."""
-        return self.ensure_eval_sets()[0]
-
     def ensure_data(self, name: str, dynamic_rate: float, static_rate: float) -> str:
         """Generate training traces (no problem shared with test or dev) unless the same ones exist."""
         from curation.datasets import generate_tint, write_parquet
@@ -420,12 +416,16 @@ class NoisyCoTPipeline:
         self.say("[bold]4. filter[/]")
         r.budget = self.choose_budget(train_name, runs, dev_acc, acc)
         self.say(f"  budget {r.budget:.0%}" + (" (chosen on dev)" if c.filter.budget == "dev" else " (fixed)"))
+        # the combined filter's run at the chosen budget already exists when the budget came from the grid
+        chosen = {row["budget"]: row["flags_run"] for row in r.budgets if row["flags_run"]}.get(r.budget)
         for method, f in self.method_filters(runs, r.budget).items():
+            if method == "combined" and chosen:
+                r.flag_runs[method] = chosen
+                continue
             r.flag_runs[method] = f.run(self.store, train_name, seed=c.seed).run_id
         r.runs["flags"] = r.flag_runs["combined"]
         r.detection = self.detection(train_name, runs, r.flag_runs)
-        r.n_flagged = int(self.store.sql("SELECT count(*) FILTER (WHERE flagged) AS n FROM flags WHERE run_id = ?",
-                                         [r.runs["flags"]])["n"][0])
+        r.n_flagged = int(self.store.read_flags(r.runs["flags"])["flagged"].sum())
         curated = f"{name}_curated"
         cur = curate(self.store, curated, train_name, flag_runs=[r.runs["flags"]], replace=True)
         r.datasets["curated"] = curated
