@@ -535,22 +535,10 @@ def _to_device(batch: Any, device: torch.device) -> Any:
 @contextlib.contextmanager
 def _progress(enabled: bool, total: int) -> Iterator[Callable[[int], None]]:
     """Progress over (chunk, training batch) steps; yields an ``advance(n)`` function."""
-    if not enabled:
-        yield lambda n: None
-        return
-    from rich.progress import (
-        BarColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from stores.progress import StepProgress
 
-    columns = (TextColumn("[bold]candidate scores"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} batches"),
-               TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns) as prog:
-        task = prog.add_task("candidate scores", total=total)
-        yield lambda n: prog.advance(task, n)
+    with StepProgress("candidate scores", total, unit="batches", enabled=enabled) as bar:
+        yield bar.advance
 
 
 __all__ = ["STRATEGIES", "candidate_scores", "engine_candidate_scores", "engine_factors"]

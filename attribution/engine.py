@@ -28,19 +28,11 @@ import torch
 from kronfluence.analyzer import Analyzer, prepare_model
 from kronfluence.arguments import FactorArguments, ScoreArguments
 from kronfluence.module.tracked_module import TrackedModule
-from rich.progress import (
-    BarColumn,
-    Progress,
-    ProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
 from torch import nn
 from torch.utils import data
 
 import stores
+from stores.progress import StepProgress
 
 from .tasks import InfluenceTask
 
@@ -529,21 +521,8 @@ def _quiet():
         yield
 
 
-class _SpeedColumn(ProgressColumn):
-    """Samples per second, rounded (rich's raw speed prints every decimal)."""
-
-    def render(self, task) -> Text:
-        return Text(f"{task.speed:,.0f} samples/s" if task.speed else "- samples/s")
-
-
 @contextlib.contextmanager
 def _shard_progress(enabled: bool, label: str, total: int, done: int):
-    """Progress over training samples with samples/s and ETA; yields an ``advance(n)`` function."""
-    if not enabled:
-        yield lambda n: None
-        return
-    columns = (TextColumn(f"[bold]{label}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} samples"),
-               _SpeedColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns) as prog:
-        task = prog.add_task(label, total=total, completed=done)
-        yield lambda n: prog.advance(task, n)
+    """Progress over training samples with samples/s and time left; yields an ``advance(n)`` function."""
+    with StepProgress(label, total, unit="samples", done=done, enabled=enabled) as bar:
+        yield bar.advance

@@ -23,6 +23,17 @@ class UnsafeCheckpointError(ValueError):
     """A model folder holds weights only as a pickle checkpoint, which is refused (unsafe to load)."""
 
 
+class ModelLoadError(ValueError):
+    """A local model or tokenizer folder exists but cannot be loaded; says which folder and why."""
+
+
+def quiet_transformers() -> None:
+    """Keep transformers' own progress bars (weight loading) out of our output."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def _pickle_files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PICKLE_SUFFIXES)
 
@@ -66,8 +77,13 @@ def load_causal_lm(path: str | Path, device: str = "cpu") -> nn.Module:
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path}: no config.json; expected a folder written by save_pretrained")
     require_safetensors(path, _hf_convert_hint(path, "AutoModelForCausalLM"))
-    model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, use_safetensors=True,
-                                                 trust_remote_code=False)
+    quiet_transformers()
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, use_safetensors=True,
+                                                     trust_remote_code=False)
+    except (OSError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"{path}: cannot load a causal LM from this folder ({first})") from exc
     return linearize_conv1d(model).to(device).eval()
 
 
@@ -78,7 +94,13 @@ def load_tokenizer(path: str | Path):
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: expected a local tokenizer folder (no hub downloads)")
-    return AutoTokenizer.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
+    quiet_transformers()
+    try:
+        return AutoTokenizer.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"{path}: no loadable tokenizer in this folder ({first}); pass --tokenizer with a "
+                             "folder written by tokenizer.save_pretrained") from exc
 
 
 #: The files :meth:`MLP.save` writes.

@@ -16,18 +16,81 @@ from rich.console import Console
 
 import stores
 from curation.config import ConfigError
+from curation.errors import CurationError
 from stores.errors import QueryError, StoreError
 from stores.store import classify_sql
 
-app = typer.Typer(
+
+def _polish_params(params: list) -> list:
+    """Help text as a user reads it: no ``<bool>`` after flags, ``PATH`` (not ``{path}``) in usage."""
+    from typer.core import TyperArgument, TyperOption
+
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+        elif isinstance(param, TyperArgument) and "get_usage_pieces" not in vars(param):
+            def usage(ctx, param=param) -> list[str]:
+                name = param.display_name_raw.upper()
+                return [(name if param.required else f"[{name}]") + ("..." if param.nargs != 1 else "")]
+
+            param.get_usage_pieces = usage
+    return params
+
+
+class _Command(typer.core.TyperCommand):
+    """A command whose help reads as plain usage (see :func:`_polish_params`)."""
+
+    def get_params(self, ctx):
+        return _polish_params(super().get_params(ctx))
+
+
+class _Group(typer.core.TyperGroup):
+    """A command group whose help reads as plain usage (see :func:`_polish_params`)."""
+
+    def get_params(self, ctx):
+        return _polish_params(super().get_params(ctx))
+
+
+class _App(typer.Typer):
+    """``typer.Typer`` whose commands and groups use the polished help."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(cls=_Group, **kwargs)
+
+    def command(self, *args, **kwargs):
+        kwargs.setdefault("cls", _Command)
+        return super().command(*args, **kwargs)
+
+
+app = _App(
     name="curation",
     help="Data-centric curation and attribution: ingest data, query it in SQL, curate it.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)  # soft wrap: no hard line breaks at 80 columns in pipes
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _version() -> str:
+    from stores.store import package_versions
+
+    return package_versions().get("curation", "unknown")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"curation {_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit")] = False,
+) -> None:
+    """Data-centric curation and attribution: ingest data, query it in SQL, curate it."""
 
 StoreOpt = Annotated[
     Path,
@@ -89,7 +152,7 @@ def ingest(
         s, path, dataset, text_field=text_field, prompt_field=prompt_field,
         completion_field=completion_field, label_field=label_field, format=format, split=split,
         drop_duplicates=drop_duplicates, replace=replace, batch_rows=batch_rows,
-        memory_limit=memory_limit, progress=sys.stderr.isatty() and not as_json,
+        memory_limit=memory_limit, progress=True,
     )
     if as_json:
         print(json.dumps(res.as_dict(), default=str))
@@ -271,7 +334,7 @@ def curate(
 
     s = _open(store)
     res = run_curate(s, name, parent, flag_runs=flags or None, filters=filter, where=where, replace=replace,
-                     progress=sys.stderr.isatty())
+                     progress=True)
     out.print(
         f"[green]curated[/] {name}: kept {res.n_kept:,}, dropped {res.n_dropped:,} of {parent} "
         f"(flag runs: {', '.join(res.flag_runs) or 'none'}{'; where ' + where if where else ''})"
@@ -293,13 +356,13 @@ def attribute(
     model: Annotated[Path, typer.Option("--model", help="Local model folder: a causal LM (save_pretrained) or an MLP (MLP.save)")],
     task: Annotated[TaskKind, typer.Option(help="causal-lm (prompt/completion or text) or classifier/regression (tabular)")] = TaskKind.causal_lm,
     tokenizer: Annotated[Path | None, typer.Option(help="Local tokenizer folder (default: the model's)")] = None,
-    behaviour: Annotated[str | None, typer.Option(help="Registered behaviour to attribute (its dataset and query ids)")] = None,
-    queries: Annotated[str | None, typer.Option(help="Dataset whose samples are the queries (registers a behaviour)")] = None,
+    behaviour: Annotated[str | None, typer.Option(help="Registered behaviour to attribute (its dataset and query ids); this or --queries is required")] = None,
+    queries: Annotated[str | None, typer.Option(help="Dataset whose samples are the queries (registers a behaviour); this or --behaviour is required")] = None,
     features: Annotated[str | None, typer.Option(help="Tabular: comma-separated feature fields (default: every numeric one)")] = None,
     label_field: Annotated[str, typer.Option(help="Tabular: the label/target field")] = "label",
     strategy: Annotated[str, typer.Option(help="ekfac, kfac, diagonal or identity")] = "ekfac",
     damping: Annotated[float | None, typer.Option(help="Absolute damping (default: 0.1 x mean eigenvalue)")] = None,
-    max_length: Annotated[int, typer.Option(help="Tokens per sample (longer completions are cut)")] = 256,
+    max_length: Annotated[int | None, typer.Option(help="Tokens per sample, at most the model's context (default: the model's context; longer completions are cut)")] = None,
     batch_size: Annotated[int, typer.Option(help="Training samples per batch")] = 16,
     shard_size: Annotated[int, typer.Option(help="Training samples per written shard")] = 1024,
     low_rank: Annotated[int | None, typer.Option(help="Rank of query-gradient compression (query batching)")] = None,
@@ -309,76 +372,42 @@ def attribute(
     seed: Annotated[int, typer.Option(help="Seed for the Fisher's sampled labels")] = 0,
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
-    """Score every training sample against a behaviour with influence functions (resumable)."""
-    from attribution.engine import STRATEGIES, EngineConfig, InfluenceEngine
+    """Score every training sample against a behaviour with influence functions (resumable).
+
+    One of --behaviour (a registered behaviour) or --queries (a dataset of queries) is required.
+    """
+    from attribution.engine import STRATEGIES
+    from curation.attribute import AttributeRequest, run_attribution
 
     if strategy not in STRATEGIES:
         raise typer.BadParameter(f"expected one of {', '.join(STRATEGIES)}", param_hint="--strategy")
     if behaviour is None and queries is None:
         raise typer.BadParameter("give --behaviour NAME (registered) or --queries DATASET", param_hint="--behaviour")
-    if explain_top and task != TaskKind.causal_lm:
-        raise typer.BadParameter("per-token scores need a causal LM (--task causal-lm)", param_hint="--explain-top")
-    s = _open(store)
-    measurement = {"causal-lm": "completion_nll", "classifier": "neg_margin", "regression": "squared_error"}[task.value]
-    if queries is not None:
-        behaviour = behaviour or f"{queries}-{'completions' if task == TaskKind.causal_lm else 'labels'}"
-        s.add_behaviour(behaviour, queries, measurement, description=f"{measurement} of {queries}", replace=True)
-    rec = s.behaviour(behaviour)
-    tok = None
-    if task == TaskKind.causal_lm:
-        from attribution.data import completion_dataset_from_store
-        from attribution.models import load_causal_lm, load_tokenizer
-        from attribution.tasks import CausalLMTask
-
-        tok = load_tokenizer(tokenizer or model)
-        net = load_causal_lm(model)
-        train_ds, train_ids = completion_dataset_from_store(s, train, tok, max_length)
-        query_ds, query_ids = completion_dataset_from_store(s, rec["dataset"], tok, max_length, rec["query_ids"])
-        influence_task = CausalLMTask(net)
-    else:
-        from attribution.data import tabular_dataset_from_store
-        from attribution.models import load_mlp
-        from attribution.tasks import ClassifierTask, RegressionTask
-
-        net = load_mlp(model)
-        regression = task == TaskKind.regression
-        cols = [c.strip() for c in features.split(",")] if features else None
-        train_ds, train_ids, cols = tabular_dataset_from_store(s, train, cols, label_field, regression=regression)
-        query_ds, query_ids, _ = tabular_dataset_from_store(s, rec["dataset"], cols, label_field, rec["query_ids"],
-                                                            regression=regression)
-        if train_ds.tensors[0].shape[1] != net.config["n_in"]:
-            raise typer.BadParameter(f"the model takes {net.config['n_in']} features, the data has "
-                                     f"{train_ds.tensors[0].shape[1]} ({', '.join(cols)})", param_hint="--features")
-        influence_task = RegressionTask() if regression else ClassifierTask()
-    cfg = EngineConfig(strategy=strategy, damping=damping, batch_size=batch_size, shard_size=shard_size,
-                       low_rank=low_rank, seed=seed)
-    engine = InfluenceEngine(s, net, influence_task, cfg)
-    res = engine.pairwise_scores(behaviour, train_ds, train_ids, query_ds, query_ids, dataset=train,
-                                 per_module=per_module, progress=sys.stderr.isatty())
-    out.print(
-        f"[green]scored[/] {len(train_ids):,} samples of {train} x {len(query_ids):,} queries of {behaviour} "
-        f"({strategy}): run {res.run_id}, {res.shards_computed}/{res.shards_total} shards computed, {res.seconds:.1f} s"
+    req = AttributeRequest(
+        train=train, model=model, task=task.value, tokenizer=tokenizer, behaviour=behaviour, queries=queries,
+        features=[c.strip() for c in features.split(",")] if features else None, label_field=label_field,
+        strategy=strategy, damping=damping, max_length=max_length, batch_size=batch_size, shard_size=shard_size,
+        low_rank=low_rank, per_module=per_module, explain_top=explain_top, self_influence=self_influence, seed=seed,
     )
-    if explain_top:
-        top = s.sql(
-            """SELECT DISTINCT sample_id FROM scores WHERE run_id = ?
-               QUALIFY row_number() OVER (PARTITION BY query_id ORDER BY abs(score) DESC) <= ?""",
-            [res.run_id, explain_top])["sample_id"].to_list()
-        chosen = [sid for sid in train_ids if sid in set(top)]
-        tres = engine.token_scores(behaviour, train_ds, train_ids, query_ds, query_ids, chosen, tokenizer=tok,
-                                   dataset=train)
-        out.print(f"[green]per-token[/] scores of {len(chosen)} samples: run {tres.run_id} (table score_parts)")
-    if self_influence:
-        sres = engine.self_scores(train_ds, train_ids, dataset=train, progress=sys.stderr.isatty())
-        out.print(f"[green]self-influence[/] run {sres.run_id}")
+    res = run_attribution(_open(store), req, progress=True)
+    length = f", {res.max_length} tokens per sample" if res.max_length else ""
+    out.print(
+        f"[green]scored[/] {res.n_train:,} samples of {train} x {res.n_queries:,} queries of {res.behaviour} "
+        f"({strategy}{length}): run {res.run_id}, {res.shards_computed}/{res.shards_total} shards computed, "
+        f"{res.seconds:.1f} s"
+    )
+    if res.token_run_id:
+        out.print(f"[green]per-token[/] scores of {res.n_explained} samples: run {res.token_run_id} (table score_parts)")
+    if res.self_run_id:
+        out.print(f"[green]self-influence[/] run {res.self_run_id}")
     out.print(
         "  top helpers of each query: curation sql \"SELECT query_id, sample_id, score FROM scores "
-        f"WHERE run_id = '{res.run_id}' QUALIFY row_number() OVER (PARTITION BY query_id ORDER BY score DESC) <= 5\"",
-        soft_wrap=True,
+        f"WHERE run_id = '{res.run_id}' QUALIFY row_number() OVER (PARTITION BY query_id ORDER BY score DESC) <= 5\""
     )
+    out.print(f"  report: curation report {res.run_id} --out attribution.html")
 
 
-generate_app = typer.Typer(
+generate_app = _App(
     help="Generate synthetic datasets with planted, known problems into the store.",
     no_args_is_help=True,
 )
@@ -511,14 +540,29 @@ def report(
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
     """Write a self-contained HTML report of one run (config, top samples, histograms, flags, SQL)."""
-    from curation.report import build_report
-    from stores.atomic import atomic_path
+    from curation.report import write_report
 
-    s = _open(store)
-    text = build_report(s, run_id, top_k=top_k)
-    with atomic_path(out_file) as tmp:
-        Path(tmp).write_text(text, encoding="utf-8")
-    out.print(f"[green]report[/] written to {out_file} ({len(text) / 1024:.0f} KiB)")
+    written = write_report(_open(store), out_file, run_id, top_k=top_k)
+    out.print(f"[green]report[/] written to {written[0]} ({written[0].stat().st_size / 1024:.0f} KiB)")
+    for page in written[1:]:
+        out.print(f"  attribution run page: {page}")
+
+
+@app.command()
+def check(
+    quick: Annotated[bool, typer.Option("--quick", help="Footers, sizes and row counts only (no full read of the data)")] = False,
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """Verify a store: the catalog reads in full, every shard is intact; lists damaged and leftover files.
+
+    Exit code 0 when no errors are found (warnings allowed), 1 otherwise. Works on a store that
+    no other command can open, and repairs nothing.
+    """
+    report = stores.check_store(store, read_data=not quick)
+    for line in report.lines():
+        out.print(line, markup=False, highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -541,20 +585,20 @@ def run_pipeline_cmd(
     from curation.config import load_config
     from curation.demo import run_pipeline
 
-    run_pipeline(store, load_config(pipeline), out, progress=sys.stderr.isatty())
+    run_pipeline(store, load_config(pipeline), out, progress=True)
 
 
 def _loaded_errors() -> tuple[type[Exception], ...]:
     """Errors of modules imported lazily (torch-heavy) that also deserve one clear line."""
     models = sys.modules.get("attribution.models")
-    return (models.UnsafeCheckpointError,) if models else ()
+    return (models.UnsafeCheckpointError, models.ModelLoadError) if models else ()
 
 
 def main() -> None:
     """Console entry point: runs the app and turns store errors into one clear line."""
     try:
-        app()
-    except (StoreError, FileNotFoundError, ConfigError, *_loaded_errors()) as exc:
+        app(prog_name="curation")
+    except (StoreError, CurationError, FileNotFoundError, ConfigError, *_loaded_errors()) as exc:
         err.print("[red]error:[/] ", end="")
         err.print(str(exc), markup=False, highlight=False)
         sys.exit(1)

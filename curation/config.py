@@ -72,15 +72,16 @@ class FilterSection(_Section):
     @field_validator("budget")
     @classmethod
     def _fraction(cls, v: float | str) -> float | str:
-        if isinstance(v, float | int) and not 0 <= v <= 1:
-            raise ValueError("a budget fraction must be in [0, 1]; or 'dev' to choose it on the dev split")
+        if isinstance(v, float | int) and not 0 <= v < 1:
+            raise ValueError("a budget fraction must be in [0, 1) (1 would flag every trace and leave nothing "
+                             "to retrain on); or 'dev' to choose it on the dev split")
         return v
 
     @field_validator("budget_grid")
     @classmethod
     def _grid(cls, v: list[float]) -> list[float]:
-        if not v or any(not 0 < b <= 1 for b in v):
-            raise ValueError("budget_grid needs at least one fraction in (0, 1]")
+        if not v or any(not 0 < b < 1 for b in v):
+            raise ValueError("budget_grid needs at least one fraction in (0, 1) (1 would leave nothing to retrain on)")
         return sorted(set(v))
 
     @field_validator("weights")

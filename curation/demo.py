@@ -87,6 +87,11 @@ def print_summary(r: NoisyCoTResult, config: NoisyCoTConfig, console: Console, s
         f"WHERE f.run_id = '{flags}' AND f.flagged ORDER BY f.score DESC LIMIT 5",
         f"SELECT c.sample_id, c.reason FROM curated_drops c WHERE c.curated = '{r.datasets.get('curated')}' LIMIT 5",
     ]
+    pipe = r.runs.get("pipeline")
+    if pipe:
+        console.print(f"report (with the attribution run's page: queries, helping and hurting traces, tokens): "
+                      f"curation report {pipe} --store {r.store} --out {r.store}/report.html", soft_wrap=True,
+                      markup=False)
     console.print("try:")
     for q in queries:
         console.print(f'  curation sql --store {r.store} "{q}"', soft_wrap=True, markup=False)

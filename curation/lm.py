@@ -15,11 +15,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from attribution.data import CompletionDataset, char_tokenizer
 from attribution.tasks import CausalLMTask
 from stores.atomic import atomic_folder
+from stores.progress import StepProgress
 
 
 @dataclass
@@ -38,13 +38,6 @@ class LMConfig:
     def key(self) -> str:
         """A short hash of the config, for artifact names."""
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
-
-
-def quiet_transformers() -> None:
-    """Hide transformers' per-load progress bars (weights loading/writing) in our own output."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
 
 
 def build_gpt2(tokenizer, cfg: LMConfig, seed: int):
@@ -157,11 +150,5 @@ def trace_tokenizer(charset: str):
 
 @contextlib.contextmanager
 def _progress(enabled: bool, label: str, total: int):
-    if not enabled:
-        yield lambda n: None
-        return
-    cols = (TextColumn(f"[bold]{label}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
-            TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*cols, transient=False) as prog:
-        task = prog.add_task(label, total=total)
-        yield lambda n: prog.advance(task, n)
+    with StepProgress(label, total, unit="steps", enabled=enabled) as bar:
+        yield bar.advance

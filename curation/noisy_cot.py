@@ -34,7 +34,7 @@ import stores
 from attribution.baselines import loss_scores, random_scores
 from attribution.data import completion_dataset_from_store
 from attribution.engine import EngineConfig, InfluenceEngine
-from attribution.models import load_causal_lm, load_tokenizer
+from attribution.models import load_causal_lm, load_tokenizer, quiet_transformers
 from attribution.tasks import CausalLMTask
 from filters import Budget, Filter, NoisyCoTFilter, SelfScoreFilter
 from filters.evidence import self_score_evidence
@@ -43,12 +43,12 @@ from stores.curate import curate
 from stores.ingest import ingest
 
 from .config import NoisyCoTConfig
+from .errors import PipelineError
 from .evaluation import answer_accuracy, detection_metrics, flag_metrics, gap_recovered
 from .lm import (
     LMConfig,
     build_gpt2,
     greedy_complete,
-    quiet_transformers,
     save_lm,
     trace_tokenizer,
     train_lm,
@@ -103,10 +103,6 @@ def training_code_key() -> str:
 def decoding_code_key() -> str:
     """A hash of the greedy decoder (cache key of a model's outputs)."""
     return _key(inspect.getsource(greedy_complete))
-
-
-def _budget_label(b: float) -> str:
-    return f"{round(b * 100):02d}"
 
 
 class NoisyCoTPipeline:
@@ -312,6 +308,24 @@ class NoisyCoTPipeline:
         out["combined"] = self.combined_filter(runs, budget)
         return out
 
+    def curate_flagged(self, train_name: str, flags_run: str) -> str:
+        """The training set minus one flags run's flagged traces, as a dataset named after that run.
+
+        Named ``<name>_curated_<flags run id>``, so runs with other budgets or weights never
+        overwrite each other's curated data; the same flags run reuses its dataset. Refuses a
+        curation that keeps nothing (there would be nothing to retrain on).
+        """
+        name = f"{self.cfg.name}_curated_{flags_run}"
+        if self.store.sql("SELECT 1 FROM datasets WHERE name = ?", [name]).height:
+            return name
+        n_total = self.store.dataset_info(train_name)["n_samples"]
+        n_flagged = int(self.store.read_flags(flags_run)["flagged"].sum())
+        if n_flagged >= n_total:
+            raise PipelineError(f"flags run {flags_run} flags all {n_total} traces of {train_name}: the curated set "
+                                "would be empty, with nothing to retrain on; lower filter.budget")
+        curate(self.store, name, train_name, flag_runs=[flags_run])
+        return name
+
     def choose_budget(self, train_name: str, runs: dict[str, str], noisy_dev: float, noisy_test: float) -> float:
         """Pick the flag budget by dev accuracy of the retrained model (see the module docstring).
 
@@ -328,11 +342,11 @@ class NoisyCoTPipeline:
                  + ", ".join(f"{b:.0%}" for b in f.budget_grid))
         for b in f.budget_grid:
             frun = self.combined_filter(runs, b).run(self.store, train_name, seed=self.cfg.seed)
-            name = f"{self.cfg.name}_curated_b{_budget_label(b)}"
-            curate(self.store, name, train_name, flag_runs=[frun.run_id], replace=True)
+            name = self.curate_flagged(train_name, frun.run_id)
             folder = self.ensure_model(name)
             dev_acc, test_acc = self.evaluate(folder, self.dev_name)[0], self.evaluate(folder)[0]
-            r.budgets.append({"budget": b, "dev_acc": dev_acc, "test_acc": test_acc, "flags_run": frun.run_id})
+            r.budgets.append({"budget": b, "dev_acc": dev_acc, "test_acc": test_acc, "flags_run": frun.run_id,
+                              "curated": name})
             self.say(f"    budget {b:.0%}: dev accuracy {dev_acc:.1%}")
         best = max(r.budgets, key=lambda row: (row["dev_acc"], -row["budget"]))
         return float(best["budget"])
@@ -426,11 +440,11 @@ class NoisyCoTPipeline:
         r.runs["flags"] = r.flag_runs["combined"]
         r.detection = self.detection(train_name, runs, r.flag_runs)
         r.n_flagged = int(self.store.read_flags(r.runs["flags"])["flagged"].sum())
-        curated = f"{name}_curated"
-        cur = curate(self.store, curated, train_name, flag_runs=[r.runs["flags"]], replace=True)
+        curated = self.curate_flagged(train_name, r.runs["flags"])
+        info = self.store.dataset_info(curated)
         r.datasets["curated"] = curated
-        self.say(f"  flagged {r.n_flagged} of {cur.n_kept + cur.n_dropped}; curated dataset {curated}: "
-                 f"kept {cur.n_kept}, dropped {cur.n_dropped}")
+        self.say(f"  flagged {r.n_flagged} of {info['n_samples'] + r.n_flagged}; curated dataset {curated}: "
+                 f"kept {info['n_samples']}, dropped {r.n_flagged}")
 
         self.say("[bold]5. retrain[/] on the curated traces (same seed and steps)")
         curated_dir = self.ensure_model(curated)
@@ -452,7 +466,8 @@ class NoisyCoTPipeline:
                                                 "accuracy": r.accuracy, "dev_accuracy": r.dev_accuracy,
                                                 "budget": r.budget, "budgets": r.budgets, "recovery": r.recovery,
                                                 "detection": r.detection, "n_flagged": r.n_flagged,
-                                                "runs": r.runs, "flag_runs": r.flag_runs},
+                                                "runs": r.runs, "flag_runs": r.flag_runs,
+                                                "datasets": r.datasets},
                             seed=c.seed, dataset=train_name) as handle:
             r.runs["pipeline"] = handle.id
         return r

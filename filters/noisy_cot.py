@@ -17,6 +17,8 @@ extreme on several signals to rank first. The flag budget is a fraction or a sco
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 import numpy as np
@@ -95,17 +97,27 @@ class NoisyCoTFilter(Filter):
         n_queries = _n_queries(store, self.query_run) if self.query_run else 0
 
         def explain(i: int, flagged: bool) -> str:
-            parts = []
+            # one clause per evidence, each true on its own; the scoring evidence that ranks this
+            # trace highest comes first (its clause is what reason_category reads)
+            clauses: dict[str, str] = {}
             if "self_influence" in pct and np.isfinite(pct["self_influence"][i]):
-                parts.append(f"self-influence in top {_top(pct['self_influence'][i], n)}")
+                clauses["self_influence"] = f"self-influence in {_standing(pct['self_influence'][i], n)}"
             if loss_ratio is not None and np.isfinite(loss_ratio[i]):
-                parts.append(f"completion loss {loss_ratio[i]:.1f}x median")
-            if "query_push" in pct:
+                clauses["loss"] = f"completion loss {loss_ratio[i]:.1f}x median"
+            if "query_push" in pct and np.isfinite(pct["query_push"][i]):
                 k = counts.get(ids[i], 0)
-                parts.append(f"pushes the wrong answer on {k} of {n_queries} failing queries "
-                             f"(top {self.top_fraction:.0%} pusher)")
+                standing = _standing(pct["query_push"][i], n)
+                push = f"push on failing answers in {standing}"
+                if k > 0:  # said only when it happened: no "0 of 100 queries" next to a ranking
+                    push += (f"{' overall, though' if standing.startswith('bottom') else ','} among the top "
+                             f"{self.top_fraction:.0%} of pushers of the wrong answer on "
+                             f"{k:,} of {n_queries:,} failing {'query' if n_queries == 1 else 'queries'}")
+                clauses["query_push"] = push
+            scoring = [e for e in clauses if self.weights.get(e, 1.0) > 0 and np.isfinite(pct[e][i])]
+            lead = max(scoring, key=lambda e: pct[e][i], default=None)
+            ordered = ([clauses[lead]] if lead else []) + [c for e, c in clauses.items() if e != lead]
             verdict = "flagged" if flagged else "kept"
-            return f"{', '.join(parts)}; combined rank {score[i]:.3f}, {verdict} at {self.budget.describe()}"
+            return f"{'; '.join(ordered)}; combined rank {score[i]:.3f}, {verdict} at {self.budget.describe()}"
 
         return self.flags_from_score(ids, score, evidence, explain)
 
@@ -130,10 +142,45 @@ def combine_ranks(percentiles: dict[str, np.ndarray], weights: dict[str, float])
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
-def _top(percentile: float, n: int) -> str:
+def _standing(percentile: float, n: int) -> str:
+    """Where a rank percentile puts a sample: "top 3% (rank 81 of 3,000)" in the upper half,
+    "bottom 2% (rank 2,969 of 3,000)" in the lower one. The share is rounded up, so the rank is
+    always inside it."""
     rank = int(round((1.0 - percentile) * (n - 1))) + 1
-    share = rank / n
-    return f"{share:.0%} (rank {rank:,} of {n:,})" if share >= 0.01 else f"{share:.1%} (rank {rank:,} of {n:,})"
+    upper = rank <= (n + 1) / 2
+    share = (rank if upper else n - rank + 1) / n
+    shown = f"{math.ceil(share * 100 - 1e-9):.0f}%" if share >= 0.01 else f"{math.ceil(share * 1000 - 1e-9) / 10:.1f}%"
+    return f"{'top' if upper else 'bottom'} {shown} (rank {rank:,} of {n:,})"
+
+
+# A reason's first clause names the evidence that put the trace where it is (see explain in
+# NoisyCoTFilter.evaluate); SelfScoreFilter reasons start with the evidence's name.
+REASON_CATEGORIES: tuple[tuple[str, str], ...] = (
+    ("completion loss", "high completion loss"),
+    ("self-influence", "high self-influence"),
+    ("push on failing answers", "pushes failing answers"),
+    ("loss ", "high completion loss"),
+    ("self_influence ", "high self-influence"),
+    ("query_push ", "pushes failing answers"),
+    ("random ", "random"),
+)
+_KEPT = re.compile(r"(\bkept at |; kept$)")
+
+
+def reason_category(reason: str) -> str:
+    """A short category for a flag's reason, from its first clause (the leading evidence).
+
+    ``"high completion loss"``, ``"high self-influence"``, ``"pushes failing answers"`` or
+    ``"random"``; ``"kept"`` when the reason says the sample was not flagged; for another
+    filter's reason, its first word (``"other"`` when it has none).
+    """
+    if _KEPT.search(reason):
+        return "kept"
+    for prefix, category in REASON_CATEGORIES:
+        if reason.startswith(prefix):
+            return category
+    first = reason.split(" ", 1)[0].strip(";,:")
+    return first.replace("_", " ") if first.replace("_", "").isalpha() else "other"
 
 
 def _n_queries(store: stores.Store, run_id: str) -> int:

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import os
 
+from .check import CheckReport, check_store
 from .errors import (
+    CatalogCorruptError,
     DatasetExistsError,
     IngestError,
     QueryError,
     ReadOnlyQueryError,
     SchemaVersionError,
+    ShardDamagedError,
     StoreError,
     StoreLockedError,
     StoreNotFoundError,
@@ -41,18 +44,22 @@ def open(  # noqa: A001 - mirrors the builtin on purpose: stores.open(path)
 __all__ = [
     "SCHEMA_VERSION",
     "SHARD_TABLES",
+    "CatalogCorruptError",
+    "CheckReport",
     "DatasetExistsError",
     "IngestError",
     "QueryError",
     "ReadOnlyQueryError",
     "RunHandle",
     "SchemaVersionError",
+    "ShardDamagedError",
     "ShardInfo",
     "Store",
     "StoreError",
     "StoreLockedError",
     "StoreNotFoundError",
     "UnknownDatasetError",
+    "check_store",
     "default_store_path",
     "open",
     "sample_id",

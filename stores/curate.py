@@ -137,7 +137,8 @@ def curate(
                     shard += 1
                     n_dropped += table.num_rows
             except duckdb.Error as exc:
-                raise QueryError(f"curation of {parent!r} failed: {exc}" + (f"\n  --where was: {where}" if where else "")) from exc
+                raise store.translate_error(exc) or QueryError(
+                    f"curation of {parent!r} failed: {exc}" + (f"\n  --where was: {where}" if where else "")) from exc
         with store.write() as con:
             superseded = register_dataset(
                 store, run_id, name, source=f"curated:{parent}", n_samples=n_kept, n_duplicates=n_dup,

@@ -36,3 +36,13 @@ class QueryError(StoreError):
 class ReadOnlyQueryError(QueryError):
     """Read-only SQL (``Store.sql``, ``curation sql`` without ``--write``) got a statement that
     could modify the store or reach outside it (COPY, CREATE, ATTACH, SET, INSTALL, ...)."""
+
+
+class ShardDamagedError(StoreError):
+    """A Parquet shard of the store is missing, truncated or unreadable; the message names the file
+    and points to ``curation check``."""
+
+
+class CatalogCorruptError(StoreError):
+    """``catalog.duckdb`` is damaged (DuckDB checksum or format error); the Parquet shards under
+    ``data/`` are separate files and stay readable with plain DuckDB."""

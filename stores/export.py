@@ -61,5 +61,6 @@ def export(
             try:
                 row = first_row(con.execute(f"COPY ({query}) TO {sql_literal(str(tmp))} {options}").fetchall())
             except duckdb.Error as exc:
-                raise QueryError(f"export of {dataset!r} failed: {exc}" + (f"\n  --where was: {where}" if where else "")) from exc
+                raise store.translate_error(exc) or QueryError(
+                    f"export of {dataset!r} failed: {exc}" + (f"\n  --where was: {where}" if where else "")) from exc
     return int(row[0]) if row else 0

@@ -12,14 +12,16 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import io
 import json
 import os
 import time
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import duckdb
 import numpy as np
@@ -100,6 +102,11 @@ def detect_format(path: Path) -> str:
     )
 
 
+def csv_delimiter(path: Path) -> str:
+    """Field separator of a CSV/TSV file, from its suffix."""
+    return "\t" if ".tsv" in path.name.lower() else ","
+
+
 def _input_bytes(path: Path) -> int:
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
@@ -118,10 +125,17 @@ class _Source:
         self.con.execute("SET preserve_insertion_order = true")
         self._hf_files = self._hf_arrow_files() if fmt == "hf" else []
 
-    def relation_sql(self, full_sample: bool, columns: list[tuple[str, str]] | None = None) -> str:
+    def relation_sql(
+        self,
+        full_sample: bool,
+        columns: list[tuple[str, str]] | None = None,
+        csv_types: Mapping[str, str] | None = None,
+    ) -> str:
         """FROM-clause expression reading the whole input.
 
-        For jsonl, passing the ``columns`` found by :meth:`describe` skips a second type detection.
+        For jsonl, passing the ``columns`` found by :meth:`describe` skips a second type detection
+        (and lets the caller read a column as raw ``JSON``); for CSV, ``csv_types`` overrides the
+        sniffed type of some columns (role fields are read as ``VARCHAR``, exactly as written).
         """
         p = sql_literal(str(self.path))
         sample = ", sample_size = -1" if full_sample else ""
@@ -134,6 +148,9 @@ class _Source:
                 f"maximum_object_size = 33554432{sample})"
             )
         if self.fmt == "csv":
+            if csv_types:
+                spec = ", ".join(f"{sql_literal(c)}: {sql_literal(t)}" for c, t in csv_types.items())
+                sample += f", types = {{{spec}}}"
             return f"read_csv({p}, header = true, delim = {sql_literal(self.csv_delimiter)}{sample})"
         if self.fmt == "parquet":
             target = str(self.path / "**" / "*.parquet") if self.path.is_dir() else str(self.path)
@@ -176,7 +193,7 @@ class _Source:
     @property
     def csv_delimiter(self) -> str:
         """Field separator of a CSV/TSV input, from its suffix."""
-        return "\t" if ".tsv" in self.path.name.lower() else ","
+        return csv_delimiter(self.path)
 
     def describe(self, full_sample: bool) -> list[tuple[str, str]]:
         """Column names and DuckDB types of the input."""
@@ -192,10 +209,12 @@ class _Source:
         return described
 
     def _check_csv_header(self, n_detected: int) -> None:
-        opener = gzip.open if self.path.name.lower().endswith(".gz") else open
-        with opener(self.path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
+        with open_input(self.path, text=True) as fh:
             header = next(csv.reader(fh, delimiter=self.csv_delimiter), [])
         if header and len(header) != n_detected:
+            problem = find_csv_problem(self.path, self.csv_delimiter)
+            if problem:
+                raise IngestError(problem)
             raise IngestError(
                 f"{self.path}:1: header has {len(header)} fields but the rows parse as {n_detected}; "
                 "the file is not consistent CSV (check quoting and field counts)"
@@ -206,38 +225,203 @@ class _Source:
 
 
 # ---------------------------------------------------------------------- diagnostics
-def find_jsonl_problem(path: Path) -> str | None:
-    """First malformed line of a jsonl file as 'file:line: problem', or None if all parse."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
+# DuckDB raises this (via ``error()``) when a role field holds a value of the wrong type; the
+# Python scans below then find the line. The text is also the fallback message.
+TYPE_CHECK_MARK = "ingest type check"
+TEXT_ROLES = ("text", "prompt", "completion")
+_STREAM_ERRORS = (EOFError, zlib.error, OSError)  # gzip, and pyarrow's zstd (which raises OSError)
+
+
+class _ArrowRaw(io.RawIOBase):
+    """A pyarrow input stream as a Python raw file, so that io can buffer and split it in lines."""
+
+    def __init__(self, stream: pa.NativeFile):
+        self.stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.stream.close()
+        super().close()
+
+
+def _codec(path: Path) -> str | None:
+    name = path.name.lower()
+    return "gzip" if name.endswith(".gz") else "zstd" if name.endswith(".zst") else None
+
+
+def open_input(path: Path, text: bool = False) -> IO[Any]:
+    """Open an input file for a Python-side scan, decompressing .gz and .zst (as DuckDB does).
+
+    Text mode decodes UTF-8 with replacement and keeps line endings (for the csv module).
+    """
+    codec = _codec(path)
+    if codec == "gzip":
+        raw: IO[bytes] = gzip.open(path, "rb")
+    elif codec == "zstd":
+        raw = io.BufferedReader(_ArrowRaw(pa.CompressedInputStream(pa.OSFile(str(path)), "zstd")))
+    else:
+        raw = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="") if text else raw
+
+
+def compression_problem(path: Path, detail: str) -> str:
+    """One-line message for a .gz/.zst input that is cut short or not compressed that way."""
+    codec = _codec(path) or "compressed"
+    return (
+        f"{path}: truncated or corrupt {codec} stream ({detail}); the file is incomplete or not {codec}: "
+        f"download or compress it again (`{codec} -t {path.name}` checks a file)"
+    )
+
+
+def _stream_problem(path: Path, exc: BaseException) -> str:
+    """Message for an error met while decompressing ``path``; re-raises anything else."""
+    if _codec(path) is None:
+        raise exc
+    if isinstance(exc, EOFError):
+        detail = "unexpected end of gzip stream"
+    elif isinstance(exc, gzip.BadGzipFile):
+        detail = "input is not a gzip stream"
+    else:
+        detail = str(exc).replace("ZSTD decompress failed: ", "") or type(exc).__name__
+    return compression_problem(path, detail[:1].lower() + detail[1:])
+
+
+def _duckdb_stream_detail(path: Path, exc: Exception) -> str | None:
+    """DuckDB's complaint about a compressed stream in its error message, if that is what it is."""
+    for line in str(exc).splitlines():
+        if "gzip" in line.lower() or (_codec(path) == "zstd" and "frame descriptor" in line.lower()):
+            detail = line.split("Error: ", 1)[-1].split(": /", 1)[0].strip()
+            return (detail[:1].lower() + detail[1:]).replace("GZIP", "gzip")
+    return None
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def _field_label(column: str, role: str) -> str:
+    return repr(column) if column == role else f"{column!r} (--{role}-field)"
+
+
+def _value_problem(value: object, column: str, role: str, lineno: int, first_label: dict[str, tuple[str, int]]) -> str | None:
+    """What is wrong with one role field's value on one line, or None."""
+    if value is None:
+        return None
+    kind = _json_kind(value)
+    name = _field_label(column, role)
+    if role in TEXT_ROLES:
+        if kind == "a string":
+            return None
+        shown = json.dumps(value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        return f"field {name} must be a string, got {kind} ({shown})"
+    if kind in ("an array", "an object"):
+        return f"field {name} must be a single string, number or boolean, got {kind}"
+    seen = first_label.setdefault(column, (kind, lineno))
+    if seen[0] != kind:
+        return f"field {name} is {kind} here but {seen[0]} on line {seen[1]}; a label must have one type throughout"
+    return None
+
+
+def find_jsonl_problem(path: Path, fields: Mapping[str, str] | None = None) -> str | None:
+    """First problem of a jsonl file as 'file:line: problem', or None if every line is fine.
+
+    Finds invalid UTF-8, invalid JSON, lines that are not objects, a truncated or corrupt gzip
+    stream and, for ``fields`` (input column -> role), values of the wrong type: a text, prompt or
+    completion that is not a string (null is left to the missing-value check), a label that is an
+    array or object or changes type (string / number / boolean) from one line to another.
+    """
     offset = 0
     n_objects = 0
-    with opener(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                return (
-                    f"{path}:{lineno}: invalid UTF-8 at byte {offset + exc.start} of the file "
-                    f"(byte {exc.start} of the line): {exc.reason}"
-                )
-            offset += len(raw)
-            if not text.strip():
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                return f"{path}:{lineno}:{exc.colno}: invalid JSON: {exc.msg}"
-            if not isinstance(obj, dict):
-                return f"{path}:{lineno}: expected a JSON object per line, got {type(obj).__name__}"
-            n_objects += 1
+    first_label: dict[str, tuple[str, int]] = {}
+    try:
+        with open_input(path) as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    return (
+                        f"{path}:{lineno}: invalid UTF-8 at byte {offset + exc.start} of the file "
+                        f"(byte {exc.start} of the line): {exc.reason}"
+                    )
+                offset += len(raw)
+                if not text.strip():
+                    continue
+                try:
+                    obj = json.loads(text.rstrip("\r\n"))  # so that a line cut short gets its own column
+                except json.JSONDecodeError as exc:
+                    return f"{path}:{lineno}:{exc.colno}: invalid JSON: {exc.msg}"
+                if not isinstance(obj, dict):
+                    return f"{path}:{lineno}: expected a JSON object per line, got {type(obj).__name__}"
+                n_objects += 1
+                for column, role in (fields or {}).items():
+                    problem = _value_problem(obj.get(column), column, role, lineno, first_label)
+                    if problem:
+                        return f"{path}:{lineno}: {problem}"
+    except _STREAM_ERRORS as exc:
+        return _stream_problem(path, exc)
     return None if n_objects else f"{path}: empty input (no JSON objects, only blank lines)"
 
 
-def _explain(path: Path, fmt: str, exc: Exception) -> str:
+def find_csv_problem(path: Path, delimiter: str) -> str | None:
+    """First row of a CSV/TSV file whose field count differs from the header's, as
+    'file:line: expected N fields (as in the header), found M' (line of the row's start), a
+    truncated or corrupt gzip stream, or None."""
+    old_limit = csv.field_size_limit(2**31 - 1)  # long texts are fine; only field counts matter here
+    try:
+        with open_input(path, text=True) as fh:
+            reader = csv.reader(fh, delimiter=delimiter)
+            n_expected = None
+            end = 0  # the physical line the previous row ended on
+            for row in reader:
+                start, end = end + 1, reader.line_num
+                if not row:
+                    continue
+                if n_expected is None:
+                    n_expected = len(row)
+                elif len(row) != n_expected:
+                    return (
+                        f"{path}:{start}: expected {n_expected} fields (as in the header), found {len(row)}; "
+                        f"check quoting of fields that contain {delimiter!r} or line breaks"
+                    )
+    except _STREAM_ERRORS as exc:
+        return _stream_problem(path, exc)
+    except csv.Error as exc:
+        return f"{path}:{reader.line_num}: not valid CSV: {exc}"
+    finally:
+        csv.field_size_limit(old_limit)
+    return None
+
+
+def diagnose(path: Path, fmt: str, exc: Exception, fields: Mapping[str, str] | None = None) -> str | None:
+    """The input's own problem behind a failed read, as one line naming file (and line), or None."""
+    if _codec(path):
+        detail = _duckdb_stream_detail(path, exc)
+        if detail:
+            return compression_problem(path, detail)
     if fmt == "jsonl":
-        problem = find_jsonl_problem(path)
-        if problem:
-            return problem
+        return find_jsonl_problem(path, fields)
+    if fmt == "csv":
+        return find_csv_problem(path, csv_delimiter(path))
+    return None
+
+
+def _explain(path: Path, fmt: str, exc: Exception) -> str:
     lines = [ln for ln in str(exc).splitlines() if ln.strip()]
     msg = " ".join(lines[:2]) if lines else type(exc).__name__
     return f"{path}: could not read as {fmt}: {msg}"
@@ -245,7 +429,10 @@ def _explain(path: Path, fmt: str, exc: Exception) -> str:
 
 def _is_type_error(exc: Exception) -> bool:
     msg = str(exc).lower()
-    keys = ("could not convert", "conversion error", "type mismatch", "sniff", "schema", "transform error", "failed to cast")
+    keys = (
+        "could not convert", "conversion error", "type mismatch", "sniff", "schema", "transform error",
+        "failed to cast", TYPE_CHECK_MARK,
+    )
     return any(k in msg for k in keys)
 
 
@@ -291,11 +478,15 @@ def id_keys(ids: pa.Array) -> tuple[np.ndarray, bytes]:
 
 
 def dictionary_columns(table: pa.Table, max_ratio: float = 0.2) -> list[str]:
-    """Columns worth dictionary-encoding: few distinct values (trying it on unique text is slow)."""
+    """Columns worth dictionary-encoding: few distinct values (trying it on unique text is slow).
+
+    Only flat columns are considered: lists and structs (nested metadata) and all-null columns
+    (which have no kernel for counting) are written plainly.
+    """
     sample = table.slice(0, 10_000)
     out = []
     for name, col in zip(sample.column_names, sample.columns, strict=True):
-        if name in ("sample_id", "ordinal"):
+        if name in ("sample_id", "ordinal") or pa.types.is_nested(col.type) or pa.types.is_null(col.type):
             continue
         if name == "dataset" or pc.count_distinct(col).as_py() <= max_ratio * max(len(col), 1):
             out.append(name)
@@ -510,19 +701,25 @@ def ingest(
     try:
         source = _Source(path, fmt, split, tmp_dir, memory_limit)
         result = None
+        checked: dict[str, str] = {}  # input column -> role, filled in once the roles are known
         for full_sample in (False, True):
             try:
                 result = _ingest_once(
-                    store, source, run_id, dataset, path, full_sample, progress,
+                    store, source, run_id, dataset, path, full_sample, progress, checked,
                     text_field=text_field, prompt_field=prompt_field, completion_field=completion_field,
                     label_field=label_field, drop_duplicates=drop_duplicates, batch_rows=batch_rows,
                 )
                 break
             except (duckdb.Error, OSError, pa.ArrowException) as exc:  # DuckDB errors surface via Arrow too
                 store.delete_run_files(run_id)
-                if fmt in ("jsonl", "csv") and not full_sample and _is_type_error(exc):
-                    if fmt != "jsonl" or find_jsonl_problem(path) is None:
-                        continue  # a type guessed from the first rows broke later: detect on all rows
+                retry = fmt in ("jsonl", "csv") and not full_sample and _is_type_error(exc)
+                if retry and fmt == "csv":
+                    continue  # a type guessed from the first rows broke later: detect on all rows
+                problem = diagnose(path, fmt, exc, checked)  # jsonl: also finds role values of a wrong type
+                if problem:
+                    raise IngestError(problem) from exc
+                if retry:
+                    continue
                 raise IngestError(_explain(path, fmt, exc)) from exc
         assert result is not None
         n_read, n_written, n_dup, fingerprint, fields, roles = result
@@ -553,6 +750,7 @@ def _ingest_once(
     path: Path,
     full_sample: bool,
     progress: bool,
+    checked: dict[str, str],
     *,
     text_field: str | None,
     prompt_field: str | None,
@@ -565,32 +763,39 @@ def _ingest_once(
     columns = [c for c, _ in described]
     types = dict(described)
     roles = resolve_roles(columns, path, text_field, prompt_field, completion_field, label_field)
-    content = [(role, col) for role, col in roles.items()]
-    if not set(roles) - {"label"}:  # no text roles (tabular data): every field is content
-        content = [(c, c) for c in columns if c not in roles.values()] + content
-
-    used_names = set(roles)
-    select = [f"{sql_sample_id(content)} AS sample_id"]
-    fields: list[dict[str, Any]] = []
+    checked.clear()
+    checked.update({col: role for role, col in roles.items()})
+    read_types = dict(types)  # jsonl: the type each column is read as
+    csv_types: dict[str, str] = {}
+    outputs: list[tuple[str, str, dict[str, Any]]] = []  # (output name, SQL expression, field)
     for role in ROLES:
         if role in roles:
             col = roles[role]
-            expr = quote_ident(col) if role == "label" else f"CAST({quote_ident(col)} AS VARCHAR)"
-            select.append(f"{expr} AS {quote_ident(role)}")
-            fields.append({"name": role, "role": role, "source": col,
-                           "type": types[col] if role == "label" else "VARCHAR"})
-    role_sources = set(roles.values())
+            expr, out_type = _role_expr(source, path, role, col, types[col], read_types, csv_types)
+            outputs.append((role, expr, {"name": role, "role": role, "source": col, "type": out_type}))
+    used_names = set(roles)
+    out_name: dict[str, str] = {}
     for col in columns:
-        if col in role_sources:
+        if col in roles.values():
             continue
-        out = f"source_{col}" if col in RESERVED or col in used_names else col
+        out = out_name[col] = f"source_{col}" if col in RESERVED or col in used_names else col
         used_names.add(out)
-        select.append(f"{quote_ident(col)} AS {quote_ident(out)}")
-        fields.append({"name": out, "role": None, "source": col, "type": types[col]})
+        outputs.append((out, quote_ident(col), {"name": out, "role": None, "source": col, "type": types[col]}))
 
-    inner = f"SELECT {', '.join(select)} FROM {source.relation_sql(full_sample, described)}"
+    # the id hashes content fields by role name (every field by its own name for tabular data)
+    content = [(role, role) for role in roles]
+    if not set(roles) - {"label"}:  # no text roles (tabular data): every field is content
+        content = [(c, out_name[c]) for c in columns if c not in roles.values()] + content
+
+    if source.fmt == "jsonl":
+        relation = source.relation_sql(full_sample, list(read_types.items()))
+    else:
+        relation = source.relation_sql(full_sample, described, csv_types=csv_types)
+    converted = ", ".join(f"{expr} AS {quote_ident(out)}" for out, expr, _ in outputs)
+    inner = f"SELECT {sql_sample_id(content)} AS sample_id, * FROM (SELECT {converted} FROM {relation})"
+    fields = [f for _, _, f in outputs]
     reader = source.con.sql(inner).to_arrow_reader(batch_rows)
-    required = tuple(r for r in ("text", "prompt", "completion") if r in roles)
+    required = tuple(r for r in TEXT_ROLES if r in roles)
     with RowProgress(f"ingest {dataset}", enabled=progress) as bar:
         n_read, n_written, n_dup, fingerprint = write_dataset_shards(
             store, run_id, dataset, iter(reader), batch_rows=batch_rows,
@@ -599,3 +804,78 @@ def _ingest_once(
     if n_read == 0:
         raise IngestError(f"{path}: empty input (no rows)")
     return n_read, n_written, n_dup, fingerprint, fields, roles
+
+
+# DuckDB types guessed from strings (jsonl, CSV): a role field keeps the string as written
+_FROM_STRINGS = ("DATE", "TIME", "TIMESTAMP", "UUID", "INTERVAL")
+_INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT")
+
+
+def _label_kind(duck_type: str) -> str | None:
+    """string / integer / float / boolean / null for a scalar DuckDB type; None for nested or JSON."""
+    t = duck_type.strip('"').upper()
+    if t == "NULL":
+        return "null"
+    if t == "BOOLEAN":
+        return "boolean"
+    if t in _INTEGERS:
+        return "integer"
+    if t in ("FLOAT", "DOUBLE") or t.startswith("DECIMAL"):
+        return "float"
+    if t in ("VARCHAR", "BLOB") or t.startswith(_FROM_STRINGS):
+        return "string"
+    return None  # STRUCT, MAP, UNION, lists and arrays (``[]``), JSON (mixed types)
+
+
+def _json_role_read(q: str, role: str, kind: str | None, duck_type: str) -> tuple[str, str, str]:
+    """For a role column read as raw JSON: (test a value passes, expression reading it, its type)."""
+    if role in TEXT_ROLES:  # values come minified: a JSON string, and nothing else, starts with '"'
+        return f"starts_with({q}, '\"')", f"{q} ->> '$'", "VARCHAR"
+    if kind == "string":
+        return f"json_type({q}) = 'VARCHAR'", f"{q} ->> '$'", "VARCHAR"
+    if kind == "integer":  # JSON calls integers past 64 bits DOUBLE
+        big = ", 'DOUBLE'" if duck_type.upper() in ("HUGEINT", "UHUGEINT") else ""
+        return f"json_type({q}) IN ('BIGINT', 'UBIGINT'{big})", f"CAST({q} AS {duck_type})", duck_type
+    if kind == "float":
+        return f"json_type({q}) IN ('BIGINT', 'UBIGINT', 'DOUBLE')", f"CAST({q} AS DOUBLE)", "DOUBLE"
+    if kind == "boolean":
+        return f"json_type({q}) = 'BOOLEAN'", f"CAST({q} AS BOOLEAN)", "BOOLEAN"
+    return "", "NULL", duck_type  # only nulls in the sample: a value sends the read back for full detection
+
+
+def _role_expr(
+    source: _Source, path: Path, role: str, col: str, duck_type: str,
+    read_types: dict[str, str], csv_types: dict[str, str],
+) -> tuple[str, str]:
+    """SQL expression (and its type) giving role ``role`` from input column ``col``.
+
+    Text roles must be strings and labels single strings, numbers or booleans of one type. jsonl
+    columns are read as raw JSON and every value's JSON type is checked in DuckDB (a wrong one
+    raises :data:`TYPE_CHECK_MARK`; the caller then finds the line); CSV role columns are read as
+    written; Parquet and ``datasets`` columns are checked by their declared type.
+    """
+    q = quote_ident(col)
+    name = _field_label(col, role)
+    kind = _label_kind(duck_type) if role == "label" else None
+    if role == "label" and kind is None:
+        if source.fmt == "jsonl":  # the sample already holds an array/object or mixed types
+            raise IngestError(find_jsonl_problem(path, {col: role}) or f"{path}: field {name} has type {duck_type}; "
+                              "a label must be a single string, number or boolean")
+        raise IngestError(f"{path}: field {name} has type {duck_type}; a label must be a single string, number or boolean")
+    if source.fmt == "jsonl":
+        read_types[col] = "JSON"  # the raw value, so that its JSON type is checked row by row
+        test, out, out_type = _json_role_read(q, role, kind, duck_type)
+        expected = "a string" if role in TEXT_ROLES else f"a single {kind}"
+        wrong = sql_literal(f"{TYPE_CHECK_MARK}: field {name} holds a value that is not {expected}")
+        when = f" WHEN {test} THEN {out}" if test else ""
+        return f"CASE{when} WHEN {q} IS NULL OR {q} = 'null' THEN NULL ELSE error({wrong}) END", out_type
+    if source.fmt == "csv":
+        if role in TEXT_ROLES or kind == "string":
+            csv_types[col] = "VARCHAR"
+            return q, "VARCHAR"
+        return q, duck_type
+    if role in TEXT_ROLES and duck_type.strip('"').upper() not in ("VARCHAR", "NULL"):
+        raise IngestError(
+            f"{path}: field {name} has type {duck_type}; {role} must be a string (cast the column to string)"
+        )
+    return q, duck_type

@@ -37,16 +37,20 @@ from .atomic import (
     write_parquet_atomic_duckdb,
 )
 from .errors import (
+    CatalogCorruptError,
     QueryError,
     ReadOnlyQueryError,
     SchemaVersionError,
+    ShardDamagedError,
     StoreError,
     StoreLockedError,
     StoreNotFoundError,
     UnknownDatasetError,
 )
+from .ids import quote_ident
 from .lock import DEFAULT_TIMEOUT_S, describe_holder, writer_lock
 from .schema import (
+    _DUCK_TYPES,
     CATALOG_DDL,
     OPEN_SCHEMA_TABLES,
     SCHEMA_VERSION,
@@ -60,6 +64,18 @@ DEFAULT_STORE = "curation-store"
 CATALOG_NAME = "catalog.duckdb"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _PART_RE = re.compile(r"^part-(\d+)\.parquet$")
+# FROM alias of the guard a view gets for shards it could not read (see Store._create_view); finding it
+# in a stored view's SQL tells readers to rebuild that view, in case the shard has been restored.
+_GUARD_ALIAS = "_curation_unreadable_shards"
+_GUARD_RE = re.compile(r"(shard \S+ was unreadable when the \w+ view was built.*)")
+_DUCK_PREFIX_RE = re.compile(r"^[A-Za-z ]*Error: ")
+_QUOTED_RE = re.compile(r"'([^'\n]+)'" + r'|"([^"\n]+)"')
+_CATALOG_DAMAGE = (
+    "corrupt database file",
+    "not a valid duckdb database file",
+    "could not read enough bytes from file",
+    "failure while replaying wal",
+)
 _VERSIONED_PACKAGES = (
     "curation",
     "duckdb",
@@ -288,7 +304,9 @@ class Store:
             except duckdb.IOException as exc:
                 msg = str(exc)
                 if "lock" not in msg.lower():
-                    raise StoreError(f"cannot open {self.catalog_path}: {msg}") from exc
+                    raise self.translate_error(exc) or StoreError(
+                        f"cannot open {self.catalog_path}: {_first_line(msg)}"
+                    ) from exc
                 if time.monotonic() >= deadline:
                     m = re.search(r"held in (.*?) \(PID (\d+)\)", msg)
                     who = f"pid {m.group(2)} ({m.group(1)})" if m else "another process"
@@ -299,6 +317,10 @@ class Store:
                         + f"; waited {self.lock_timeout:g}s. Close that program or raise CURATION_LOCK_TIMEOUT."
                     ) from exc
                 time.sleep(0.05)
+            except duckdb.Error as exc:  # e.g. a checksum error in the catalog's first blocks
+                raise self.translate_error(exc) or StoreError(
+                    f"cannot open {self.catalog_path}: {_first_line(str(exc))}"
+                ) from exc
 
     @contextlib.contextmanager
     def connect(self, read_only: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -319,7 +341,7 @@ class Store:
             return
         con = self._open_duckdb(read_only=True)
         try:
-            with _holding(self.catalog_path, "read"):
+            with _holding(self.catalog_path, "read"), self._translating():
                 self._fix_moved_root(con)
                 yield con
         finally:
@@ -340,8 +362,10 @@ class Store:
             self._local.con = con
             self._local.views_dirty = False
             try:
-                with _holding(self.catalog_path, "write"):
+                with _holding(self.catalog_path, "write"), self._translating():
                     con.begin()
+                    if self._guarded_views(con):  # built around unreadable shards: retry them
+                        self._mark_views_dirty()
                     yield con
                     if self._local.views_dirty:
                         self._rebuild_views(con, temporary=False)
@@ -374,7 +398,7 @@ class Store:
             )
         con = self._open_duckdb(read_only=True, sandboxed=True)
         try:
-            with _holding(self.catalog_path, "sandbox"):
+            with _holding(self.catalog_path, "sandbox"), self._translating():
                 self._lock_down(con)
                 self._fix_moved_root(con)
                 yield con
@@ -402,13 +426,30 @@ class Store:
             )
 
     def _fix_moved_root(self, con: duckdb.DuckDBPyConnection) -> None:
-        """The views hold absolute paths; if the store folder moved, shadow them with temp views."""
+        """Shadow stored views that do not fit this store with temp views on ``con``.
+
+        The views hold absolute paths: if the store folder moved, every view is rebuilt. A view
+        that was built around unreadable shards (see :meth:`_create_view`) is rebuilt too, so a
+        shard restored from a backup is read again at once.
+        """
         try:
             row = first_row(con.execute("SELECT value FROM meta WHERE key = 'root'").fetchall())
         except duckdb.CatalogException:
             return
         if row and row[0] != str(self.root):
             self._rebuild_views(con, temporary=True)
+            return
+        guarded = self._guarded_views(con)
+        if guarded:
+            self._rebuild_views(con, temporary=True, tables=guarded)
+
+    def _guarded_views(self, con: duckdb.DuckDBPyConnection) -> list[str]:
+        """Shard tables whose stored view was built around unreadable shards."""
+        rows = con.execute(
+            "SELECT view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary AND contains(sql, ?)",
+            [_GUARD_ALIAS],
+        ).fetchall()
+        return [t for t in SHARD_TABLES if (t,) in rows]
 
     def _visible_paths(self, con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
         rows = con.execute(
@@ -420,13 +461,161 @@ class Store:
             out.setdefault(table, []).append(str(self.root / path))
         return out
 
-    def _rebuild_views(self, con: duckdb.DuckDBPyConnection, temporary: bool) -> None:
+    def _rebuild_views(
+        self, con: duckdb.DuckDBPyConnection, temporary: bool, tables: Sequence[str] = SHARD_TABLES
+    ) -> None:
         paths = self._visible_paths(con)
-        kind = "TEMPORARY VIEW" if temporary else "VIEW"
-        for table in SHARD_TABLES:
-            con.execute(f"CREATE OR REPLACE {kind} {table} AS {view_sql(table, paths[table])}")
+        scratch: list[duckdb.DuckDBPyConnection] = []  # an in-memory DuckDB to probe files, made on demand
+        try:
+            for table in tables:
+                self._create_view(con, table, paths[table], temporary, scratch)
+        finally:
+            for c in scratch:
+                c.close()
         if not temporary:
             con.execute("INSERT OR REPLACE INTO meta VALUES ('root', ?)", [str(self.root)])
+
+    def _create_view(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        files: list[str],
+        temporary: bool,
+        scratch: list[duckdb.DuckDBPyConnection],
+    ) -> None:
+        """Create (or replace) the view of ``table`` over ``files``, even when some cannot be read.
+
+        DuckDB reads Parquet footers to bind a view, so one truncated or missing shard would make
+        the view, and with it opening the store, fail. Such shards are left out and replaced by a
+        guard: a branch of the view that raises one line naming the first of them (and pointing
+        to ``curation check``) whenever a query reads the view. Views of other tables, and reads
+        that go to other shards directly, are not affected. A stored view (``temporary=False``)
+        is probed on a scratch DuckDB first, as a failed statement would abort the writer's
+        transaction; a temp view is simply tried.
+        """
+        kind = "TEMPORARY VIEW" if temporary else "VIEW"
+
+        def probe() -> duckdb.DuckDBPyConnection:
+            if not scratch:
+                scratch.append(duckdb.connect())
+            return scratch[0]
+
+        sql = view_sql(table, files)
+        try:
+            if not temporary:
+                probe().execute(f"DESCRIBE {sql}").fetchall()
+            con.execute(f"CREATE OR REPLACE {kind} {table} AS {sql}")
+            return
+        except duckdb.Error as exc:
+            failure = exc
+        bad = {f: reason for f in files if (reason := _unreadable(probe(), f))}
+        if not bad:
+            raise StoreError(
+                f"cannot build the {table} view over its {len(files)} shards: {_first_line(str(failure))}; "
+                "run `curation check` to check the store"
+            ) from failure
+        good = [f for f in files if f not in bad]
+        guards = [self._guard_sql(con, table, bad, dataset_columns=True), self._guard_sql(con, table, bad)]
+        for guard in guards:
+            sql = guard if not good else f"({view_sql(table, good)}) UNION ALL BY NAME ({guard})"
+            try:
+                probe().execute(f"DESCRIBE {sql}").fetchall()
+            except duckdb.Error as exc:
+                failure = exc
+                continue
+            con.execute(f"CREATE OR REPLACE {kind} {table} AS {sql}")
+            return
+        raise StoreError(
+            f"cannot build the {table} view without its unreadable shards: {_first_line(str(failure))}; "
+            "run `curation check` to check the store"
+        ) from failure
+
+    def _guard_sql(
+        self, con: duckdb.DuckDBPyConnection, table: str, bad: dict[str, str], dataset_columns: bool = False
+    ) -> str:
+        """A one-row SELECT with the table's columns that raises a one-line error when evaluated.
+
+        Every column and the WHERE clause call ``error()``, so neither column pruning (count(*))
+        nor filter pushdown can skip it. ``dataset_columns`` adds the columns of the datasets the
+        unreadable ``samples`` shards belong to, so queries naming them still reach the error.
+        """
+        rels = [os.path.relpath(f, self.root) for f in bad]
+        reason = bad[next(iter(bad))]
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        owner = "dataset" if table == "samples" else "run"
+        message = (
+            f"shard {rels[0]} was unreadable when the {table} view was built ({reason}){more}; "
+            f"run `curation check` to list damaged files, then restore them from a backup or drop their {owner}"
+        )
+        err = f"error({sql_literal(message)})"
+        columns = {f.name: _DUCK_TYPES[f.type] for f in SHARD_SCHEMAS[table]}
+        if dataset_columns and table == "samples":
+            rows = con.execute(
+                """SELECT d.fields FROM datasets d JOIN shards s ON s.run_id = d.run_id
+                   WHERE s.table_name = 'samples' AND list_contains(?, s.path)""",
+                [rels],
+            ).fetchall()
+            for (fields,) in rows:
+                with contextlib.suppress(TypeError, ValueError, AttributeError):
+                    for field in json.loads(fields) if isinstance(fields, str) else fields or []:
+                        columns.setdefault(str(field["name"]), str(field.get("type") or "VARCHAR"))
+        select = ", ".join(f'CAST({err} AS {typ}) AS "{name.replace(chr(34), chr(34) * 2)}"' for name, typ in columns.items())
+        return f"SELECT {select} FROM (SELECT 1) AS {_GUARD_ALIAS} WHERE {err} IS NULL"
+
+    # ------------------------------------------------------------------ errors
+    def translate_error(self, exc: BaseException) -> StoreError | None:
+        """The store's one-line error for a DuckDB error caused by a damaged store, else None.
+
+        A damaged catalog (checksum or format errors) gives :class:`CatalogCorruptError`; a
+        shard that is missing or unreadable (a file under the store folder named in the error,
+        or a view's guard, see :meth:`_create_view`) gives :class:`ShardDamagedError`. Code that
+        catches ``duckdb.Error`` itself (exports, curation) can use this to report the same line.
+        """
+        if isinstance(exc, StoreError):
+            return exc
+        if not isinstance(exc, duckdb.Error):
+            return None
+        msg = str(exc)
+        low = msg.lower()
+        if any(p in low for p in _CATALOG_DAMAGE) and (
+            "corrupt database file" in low or str(self.catalog_path) in msg  # not a shard's read error
+        ):
+            return CatalogCorruptError(self._corrupt_message(msg))
+        guard = _GUARD_RE.search(msg)
+        if guard:
+            return ShardDamagedError(_first_line(guard.group(1)))
+        if isinstance(exc, duckdb.PermissionException):  # the sandbox refused a path: not damage
+            return None
+        for m in _QUOTED_RE.finditer(msg):
+            path = m.group(1) or m.group(2)
+            if os.path.normpath(path).startswith(str(self.data_dir) + os.sep):  # a shard, not ../elsewhere
+                rel = os.path.relpath(os.path.normpath(path), self.root)
+                reason = "file is missing" if not Path(path).exists() else _reason(msg, path)
+                return ShardDamagedError(
+                    f"cannot read {rel} ({reason}); run `curation check` to list damaged files, "
+                    "then restore them from a backup or drop their dataset/run"
+                )
+        return None
+
+    def _corrupt_message(self, msg: str) -> str:
+        samples = sql_literal(str(self.data_dir / "samples" / "**" / "*.parquet"))
+        return (
+            f"the catalog {self.catalog_path} is damaged ({_reason(msg)}): restore catalog.duckdb from a "
+            f"backup. The Parquet shards under {self.data_dir} are separate files and stay readable with "
+            f"plain DuckDB, e.g. SELECT * FROM read_parquet({samples}, union_by_name = true); "
+            "`curation check` lists which are intact"
+        )
+
+    @contextlib.contextmanager
+    def _translating(self) -> Iterator[None]:
+        """Turn DuckDB errors that leave the block and come from a damaged store into one-line errors."""
+        try:
+            yield
+        except duckdb.Error as exc:
+            translated = self.translate_error(exc)
+            if translated is None:
+                raise
+            raise translated from exc
 
     def _mark_views_dirty(self) -> None:
         self._local.views_dirty = True
@@ -447,7 +636,7 @@ class Store:
         """
         check_read_only(query)
         with self._sandbox() as con:
-            return _run_query(con, query, params)
+            return _run_query(con, query, params, self)
 
     @contextlib.contextmanager
     def sql_reader(
@@ -466,7 +655,7 @@ class Store:
                     raise QueryError("the query returned no result set")
                 yield rel.to_arrow_reader(batch_rows)
             except duckdb.Error as exc:
-                raise QueryError(str(exc)) from exc
+                raise self.translate_error(exc) or QueryError(str(exc)) from exc
 
     def execute(self, query: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
         """Run SQL that may modify the catalog, under the writer lock, in one transaction.
@@ -474,7 +663,7 @@ class Store:
         Runs with DuckDB's full privileges (COPY TO, ATTACH, files anywhere): for trusted SQL only.
         """
         with self.write() as con:
-            return _run_query(con, query, params)
+            return _run_query(con, query, params, self)
 
     def tables(self) -> pl.DataFrame:
         """Tables and views of the catalog with their kind and row count."""
@@ -547,7 +736,7 @@ class Store:
             "SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?", [host]
         ).fetchall()
         for run_id, pid in rows:
-            if pid is None or (pid != os.getpid() and not _pid_alive(pid)):
+            if _process_gone(pid):
                 con.execute(
                     "UPDATE runs SET status = 'interrupted', error = 'process died' WHERE run_id = ?",
                     [run_id],
@@ -592,8 +781,11 @@ class Store:
         self.finish_run(run_id)
 
     def get_run(self, run_id: str) -> dict[str, Any]:
-        """One run's record as a dict (config and versions parsed from JSON)."""
-        df = self.sql("SELECT * FROM runs WHERE run_id = ?", [run_id])
+        """One run's record as a dict (config and versions parsed from JSON).
+
+        A ``running`` run whose process is gone is reported ``interrupted``, as in :meth:`runs`.
+        """
+        df = _with_live_status(self.sql("SELECT * FROM runs WHERE run_id = ?", [run_id]))
         if df.height == 0:
             raise StoreError(f"no run {run_id!r} in {self.root}")
         rec = df.row(0, named=True)
@@ -603,10 +795,18 @@ class Store:
         return rec
 
     def runs(self, kind: str | None = None) -> pl.DataFrame:
-        """All runs, newest first, optionally of one kind."""
+        """All runs, newest first, optionally of one kind.
+
+        A run recorded as ``running`` on this host whose process is gone (killed, crashed) is
+        reported ``interrupted`` with error ``process died``, without writing: the catalog keeps
+        ``running`` until the next writer records it (see :meth:`start_run`). Runs of other
+        hosts keep their recorded status, as their process cannot be checked from here.
+        """
         if kind:
-            return self.sql("SELECT * FROM runs WHERE kind = ? ORDER BY created_at DESC", [kind])
-        return self.sql("SELECT * FROM runs ORDER BY created_at DESC")
+            df = self.sql("SELECT * FROM runs WHERE kind = ? ORDER BY created_at DESC", [kind])
+        else:
+            df = self.sql("SELECT * FROM runs ORDER BY created_at DESC")
+        return _with_live_status(df)
 
     def delete_run_files(self, run_id: str) -> None:
         """Remove every shard file a run wrote (used for failed ingests and superseded datasets)."""
@@ -840,10 +1040,24 @@ class Store:
     def read_samples(self, name: str, columns: Sequence[str] | None = None) -> pl.DataFrame:
         """A dataset's samples (only its own columns), in ingest order."""
         files = self.dataset_files(name)
+        if not files:  # a dataset with no rows (e.g. curated with a strict predicate) has no shards
+            empty = _empty_samples_frame(self.dataset_info(name)["fields"])
+            return empty.select(list(columns)) if columns else empty
         lf = pl.scan_parquet(files)
         if columns:
             lf = lf.select(list(columns))
-        return lf.collect()
+        try:
+            return lf.collect()
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            for f in files:
+                reason = _unreadable_arrow(f)
+                if reason:
+                    raise ShardDamagedError(
+                        f"cannot read {Path(f).relative_to(self.root)} of dataset {name!r} ({reason}); "
+                        "run `curation check` to list damaged files, then restore them from a backup "
+                        "or drop the dataset"
+                    ) from exc
+            raise
 
     def drop_dataset(self, name: str) -> None:
         """Unregister a dataset and delete its shards (its runs stay in the audit trail)."""
@@ -868,6 +1082,77 @@ class Store:
 
 
 # ---------------------------------------------------------------------- helpers
+def _first_line(msg: str) -> str:
+    """The first non-empty line of a (DuckDB) error message."""
+    return next((line.strip() for line in msg.splitlines() if line.strip()), msg.strip())
+
+
+def _reason(msg: str, path: str | None = None) -> str:
+    """A DuckDB error as a short reason: first line, without the error kind and the quoted ``path``."""
+    line = _DUCK_PREFIX_RE.sub("", _first_line(msg), count=1)
+    if path:
+        line = line.replace(f"'{path}'", "").replace(f'"{path}"', "")
+    line = re.sub(r"\s+([:;,])", r"\1", " ".join(line.split()))
+    return line.rstrip(" :;,") or "unreadable"
+
+
+def _unreadable(con: duckdb.DuckDBPyConnection, path: str) -> str | None:
+    """Why DuckDB cannot bind ``path`` as a Parquet file (missing, truncated footer, ...), or None."""
+    if not os.path.exists(path):
+        return "file is missing"
+    try:
+        con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_literal(path)})").fetchall()
+    except duckdb.Error as exc:
+        return _reason(str(exc), path)
+    return None
+
+
+def _unreadable_arrow(path: str) -> str | None:
+    """Why pyarrow cannot read ``path`` fully as Parquet (missing, truncated, corrupt), or None."""
+    if not os.path.exists(path):
+        return "file is missing"
+    try:
+        pq.read_table(path)
+    except Exception as exc:  # noqa: BLE001 - any failure to read is the answer
+        return _first_line(str(exc)) or type(exc).__name__
+    return None
+
+
+def _process_gone(pid: int | None) -> bool:
+    """Whether the process of a run recorded on this host (``pid``) is gone."""
+    return pid is None or (pid != os.getpid() and not _pid_alive(pid))
+
+
+def _with_live_status(df: pl.DataFrame) -> pl.DataFrame:
+    """Runs frame with ``running`` runs of this host whose process is gone shown as ``interrupted``."""
+    if df.height == 0 or not {"status", "host", "pid", "error"} <= set(df.columns):
+        return df
+    host = socket.gethostname()
+    dead = [
+        status == "running" and h == host and _process_gone(pid)
+        for status, h, pid in zip(df["status"], df["host"], df["pid"], strict=True)
+    ]
+    if not any(dead):
+        return df
+    mask = pl.Series("dead", dead)
+    return df.with_columns(
+        status=pl.when(mask).then(pl.lit("interrupted")).otherwise(pl.col("status")),
+        error=pl.when(mask & pl.col("error").is_null()).then(pl.lit("process died")).otherwise(pl.col("error")),
+    )
+
+
+def _empty_samples_frame(fields: list[dict[str, Any]]) -> pl.DataFrame:
+    """A 0-row frame with the columns and types a dataset's shards would have."""
+    cols = [("dataset", "VARCHAR"), ("sample_id", "VARCHAR"), ("ordinal", "BIGINT")]
+    cols += [(f["name"], f.get("type") or "VARCHAR") for f in fields]
+    select = ", ".join(f"NULL::{t} AS {quote_ident(n)}" for n, t in cols)
+    con = duckdb.connect()
+    try:
+        return pl.from_arrow(con.sql(f"SELECT {select} LIMIT 0").to_arrow_table())
+    finally:
+        con.close()
+
+
 def _check_table(table: str) -> None:
     if table not in SHARD_SCHEMAS:
         raise StoreError(f"unknown shard table {table!r}; expected one of {', '.join(SHARD_TABLES)}")
@@ -924,11 +1209,16 @@ def _validated_metadata(table: str, path: Path) -> pq.FileMetaData:
     return meta
 
 
-def _run_query(con: duckdb.DuckDBPyConnection, query: str, params: Sequence[Any] | None) -> pl.DataFrame:
+def _run_query(
+    con: duckdb.DuckDBPyConnection, query: str, params: Sequence[Any] | None, store: Store | None = None
+) -> pl.DataFrame:
     try:
         rel = con.sql(query, params=list(params) if params else None)
         return pl.DataFrame() if rel is None else rel.pl()
     except duckdb.Error as exc:
+        translated = store.translate_error(exc) if store is not None else None
+        if translated is not None:
+            raise translated from exc
         msg = str(exc)
         if "read-only" in msg.lower():
             msg += " (queries are read-only by default; use --write / Store.execute to modify)"

@@ -34,11 +34,14 @@ def test_pipeline_runs_every_step_and_resumes(tmp_path: Path) -> None:
                  "clean traces only", "curation sql --store"):
         assert text in res.output
     store = stores.open(st)
-    names = set(store.datasets()["name"])
-    assert {"tiny_train", "tiny_test", "tiny_dev", "tiny_curated", "tiny_clean_only",
-            "tiny_curated_b25", "tiny_curated_b50"} <= names
     pipe = store.runs("pipeline").row(0, named=True)
     config = json.loads(store.sql("SELECT config FROM runs WHERE run_id = ?", [pipe["run_id"]])["config"][0])
+    # curated data is named by the flags run it applies: another run never overwrites it
+    curated = config["datasets"]["curated"]
+    assert curated == f"tiny_curated_{config['flag_runs']['combined']}"
+    grid = {f"tiny_curated_{b['flags_run']}" for b in config["budgets"] if b["flags_run"]}
+    assert len(grid) == 2 and (curated in grid or config["budget"] == 0)
+    assert {"tiny_train", "tiny_test", "tiny_dev", "tiny_clean_only"} | grid <= set(store.datasets()["name"])
     assert set(config["detection"]) == {"dynamic", "overall"}
     assert set(config["detection"]["overall"]) == {"random", "loss", "self_influence", "query_push", "combined"}
     # the budget is the most accurate on dev (ties to the smaller; 0 = keep everything), never chosen on test
@@ -61,9 +64,9 @@ def test_pipeline_runs_every_step_and_resumes(tmp_path: Path) -> None:
     assert config["n_flagged"] == n_flag
     # the curated set is the train set minus exactly the combined filter's flagged traces
     combined = config["flag_runs"]["combined"]
-    assert store.sql("SELECT count(*) AS n FROM curated_drops WHERE curated = 'tiny_curated'")["n"][0] == n_flag
-    assert store.sql("SELECT count(*) AS n FROM curated_drops WHERE curated = 'tiny_curated' AND run_id <> ?",
-                     [combined])["n"][0] == 0
+    assert store.sql("SELECT count(*) AS n FROM curated_drops WHERE curated = ?", [curated])["n"][0] == n_flag
+    assert store.sql("SELECT count(*) AS n FROM curated_drops WHERE curated = ? AND run_id <> ?",
+                     [curated, combined])["n"][0] == 0
     assert store.sql("SELECT count(*) AS n FROM samples WHERE dataset = 'tiny_test' AND noise <> 'clean'")["n"][0] == 0
     for held_out in ("tiny_test", "tiny_dev"):
         shared = store.sql("""SELECT count(*) AS n FROM samples a JOIN samples b USING (prompt)
@@ -84,16 +87,22 @@ def test_pipeline_runs_every_step_and_resumes(tmp_path: Path) -> None:
     runner.invoke(app, ["report", push, "--out", str(tmp_path / "push.html"), "--store", str(st)])
     assert 'class="tok"' in (tmp_path / "push.html").read_text()  # the pushers' tokens are highlighted
     trains = store.runs("train").height
-    assert trains == 4  # noisy, two budget candidates (the chosen one is reused for tiny_curated), clean-only
+    assert trains == 4  # noisy, two budget candidates (the chosen one is reused as the curated set), clean-only
     evidence = store.sql("SELECT count(*) AS n FROM runs WHERE kind IN ('attribute', 'self-influence', 'token-scores')")["n"][0]
     again = runner.invoke(app, ["run", str(cfg), "--store", str(st)])
     assert again.exit_code == 0, again.output
     assert store.runs("train").height == trains  # models reused, not retrained
     assert store.sql("SELECT count(*) AS n FROM runs WHERE kind IN ('attribute', 'self-influence', 'token-scores')")["n"][0] == evidence
-    cfg.write_text(TINY.replace("n_test: 24", "n_test: 30"))  # another test set: no stale cached outputs
+    kept = {name: store.dataset_info(name)["n_samples"] for name in grid}
+    # another test set (no stale cached outputs) and a fixed budget: the first run's curated data stays
+    cfg.write_text(TINY.replace("n_test: 24", "n_test: 30").replace("budget: dev, ", "budget: 0.25, "))
     third = runner.invoke(app, ["run", str(cfg), "--store", str(st)])
     assert third.exit_code == 0, third.output + repr(third.exception)
     assert "30 noise-free problems" in third.output
+    assert {name: store.dataset_info(name)["n_samples"] for name in grid} == kept
+    latest = json.loads(store.runs("pipeline").row(0, named=True)["config"])
+    assert latest["budget"] == 0.25 and latest["datasets"]["curated"] not in grid
+    assert store.dataset_info(latest["datasets"]["curated"])["n_samples"] == 240 - 60
 
 
 def test_config_errors_name_the_key(tmp_path: Path) -> None:

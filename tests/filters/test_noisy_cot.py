@@ -9,7 +9,8 @@ import pytest
 
 import stores
 from filters import Budget, Evidence, Filter, NoisyCoTFilter
-from filters.noisy_cot import combine_ranks
+from filters.evidence import query_push_evidence
+from filters.noisy_cot import combine_ranks, reason_category
 from stores.ingest import ingest
 from tests.helpers import write_jsonl
 
@@ -57,7 +58,7 @@ def test_noisy_cot_filter_combines_evidence_and_explains(planted) -> None:
     order = flags["sample_id"].to_list()
     assert _auroc(flags["score"].to_numpy(), np.array([truth[s] for s in order])) > 0.95
     reason = flags.filter(flagged=True)["reason"][0]
-    assert "self-influence in top" in reason and "x median" in reason and "failing queries" in reason
+    assert "self-influence in top" in reason and "x median" in reason and "push on failing answers in" in reason
     assert "flagged at top 10.0%" in reason
     cfg = store.get_run(res.run_id)["config"]
     assert cfg["filter"] == "noisy_cot" and {e["source"] for e in cfg["evidence"]} == set(runs.values())
@@ -79,7 +80,8 @@ def test_default_weights_score_loss_and_explain_the_rest(planted) -> None:
     by_id = dict(zip(loss["sample_id"].to_list(), loss["score"].to_list(), strict=True))
     top = {ids[i] for i in np.argsort([-by_id[s] for s in ids])[:20]}
     assert {s for s, fl in zip(flags.sample_ids, flags.flagged, strict=True) if fl} == top  # loss alone ranks
-    assert "self-influence in top" in flags.reason[0] and "failing queries" in flags.reason[0]
+    assert "self-influence in" in flags.reason[0] and "push on failing answers in" in flags.reason[0]
+    assert flags.reason[0].startswith("completion loss")  # the only evidence that scores leads
     alone = NoisyCoTFilter(self_influence_run=runs["self_ekfac"], budget=Budget(fraction=0.1)).evaluate(store, "traces")
     assert alone.n_flagged == 20  # evidence given alone scores, whatever its default weight
 
@@ -124,3 +126,62 @@ def test_a_custom_filter_in_a_few_lines(planted) -> None:
     flagged = store.sql("SELECT count(*) AS n FROM flags f JOIN samples s USING (sample_id) "
                         "WHERE f.run_id = ? AND f.flagged AND s.bad", [res.run_id])
     assert flagged["n"][0] == 20  # completions c0, c10, ... are exactly the planted ones
+
+
+def test_reasons_say_only_what_is_true(planted) -> None:
+    """No "pushes the wrong answer on 0 of 5 failing queries (top 2% pusher)": the per-query count
+    is named only when it is positive, and then it is the true count; ranks say top or bottom."""
+    store, ids, bad, runs = planted
+    f = NoisyCoTFilter(self_influence_run=runs["self_ekfac"], loss_run=runs["loss"], query_run=runs["scores"],
+                       weights={"self_influence": 1.0, "loss": 1.0}, budget=Budget(fraction=0.1))
+    flags = f.evaluate(store, "traces")
+    counts = query_push_evidence(store, runs["scores"], f.top_fraction)[1]
+    assert any(counts[s] == 0 for s in ids) and any(counts[s] > 0 for s in ids)  # both cases are exercised
+    for sid, reason in zip(flags.sample_ids, flags.reason, strict=True):
+        assert " 0 of " not in reason and "top 0.0%" not in reason and "top 100%" not in reason, reason
+        if counts[sid]:
+            assert f"among the top 2% of pushers of the wrong answer on {counts[sid]} of 5 failing queries" in reason
+        else:
+            assert "failing queries" not in reason and "pusher" not in reason, reason
+    # the scoring evidence that ranks a trace highest leads its reason (and names its category)
+    pct = {e.name: e.percentile(ids) for e in f.gather(store)[0]}
+    for i, reason in enumerate(flags.reason):
+        lead = "self-influence" if pct["self_influence"][i] > pct["loss"][i] else "completion loss"
+        if pct["self_influence"][i] != pct["loss"][i]:
+            assert reason.startswith(lead), reason
+    cats = {reason_category(r) for r, fl in zip(flags.reason, flags.flagged, strict=True) if fl}
+    assert cats <= {"high self-influence", "high completion loss"} and cats
+    assert {reason_category(r) for r, fl in zip(flags.reason, flags.flagged, strict=True) if not fl} == {"kept"}
+
+
+def test_reason_texts_leave_scores_and_flags_unchanged(planted) -> None:
+    """The reasons are text only: the score is the weighted rank mean and the flags its top 10%."""
+    store, ids, bad, runs = planted
+    f = NoisyCoTFilter(self_influence_run=runs["self_ekfac"], loss_run=runs["loss"], query_run=runs["scores"],
+                       weights={"self_influence": 1.0, "loss": 1.0, "query_push": 0.5}, budget=Budget(fraction=0.1))
+    flags = f.evaluate(store, "traces")
+    evidence = f.gather(store)[0]
+    expected = combine_ranks({e.name: e.percentile(ids) for e in evidence}, f.weights)
+    np.testing.assert_allclose(flags.score, expected)
+    assert flags.flagged.tolist() == Budget(fraction=0.1).select(expected).tolist()
+
+
+@pytest.mark.parametrize(("reason", "category"), [
+    ("completion loss 9.5x median; self-influence in top 3% (rank 85 of 3,000); combined rank 1.000, "
+     "flagged at top 30.0%", "high completion loss"),
+    ("self-influence in top 0.1% (rank 1 of 3,000); completion loss 8.9x median; combined rank 0.999, "
+     "flagged at top 10.0%", "high self-influence"),
+    ("push on failing answers in top 1% (rank 3 of 3,000), among the top 2% of pushers of the wrong answer on "
+     "4 of 100 failing queries; combined rank 0.999, flagged at top 10.0%", "pushes failing answers"),
+    ("completion loss 0.8x median; combined rank 0.310, kept at top 10.0%", "kept"),
+    # SelfScoreFilter reasons start with the evidence's name
+    ("random 0.9993 (rank 2 of 3,000, percentile 99.9%); flagged at top 50.0%", "random"),
+    ("loss 3.2 nats, 4.1x median (rank 7 of 3,000, percentile 99.8%); flagged at top 10.0%", "high completion loss"),
+    ("self_influence 1.8e+05, 9.1x median (rank 1 of 3,000, percentile 100.0%); flagged at top 10.0%",
+     "high self-influence"),
+    ("no loss score in run baseline-loss-1; kept", "kept"),
+    ("grad_norm 12.5 (rank 1 of 10, percentile 100.0%); flagged at top 10.0%", "grad norm"),
+    ("", "other"),
+])
+def test_reason_category(reason: str, category: str) -> None:
+    assert reason_category(reason) == category

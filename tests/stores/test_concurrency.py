@@ -56,7 +56,8 @@ def test_sigkill_mid_ingest_leaves_no_partial_dataset_and_rerun_matches(tmp_path
     store = stores.open(root)
     assert store.datasets().height == 0
     assert store.sql("SELECT count(*) AS n FROM samples")["n"][0] == 0
-    assert store.runs()["status"].to_list() == ["running"]  # as the killed process left it
+    assert store.runs()["status"].to_list() == ["interrupted"]  # its process is gone
+    assert store.sql("SELECT status FROM runs")["status"].to_list() == ["running"]  # as the killed process left it
 
     rerun = ingest(store, src, "big", batch_rows=10_000)
     assert rerun.n_samples == 300_000

@@ -117,3 +117,13 @@ def test_an_empty_flag_run_list_applies_no_flags(tmp_path: Path) -> None:
     assert curate(store, "all_flagged", "d").n_kept == 0
     res = curate(store, "by_where", "d", flag_runs=[], where="keep")
     assert res.n_kept == 5 and res.flag_runs == []
+
+
+def test_a_dataset_with_no_rows_reads_as_an_empty_frame(loaded: stores.Store) -> None:
+    from stores.curate import curate
+
+    curate(loaded, "nothing", "arith", flag_runs=[], where="false")
+    full = loaded.read_samples("arith")
+    empty = loaded.read_samples("nothing")
+    assert empty.height == 0 and empty.schema == full.schema
+    assert loaded.read_samples("nothing", columns=["sample_id", "prompt"]).columns == ["sample_id", "prompt"]

@@ -164,7 +164,7 @@ def test_type_change_after_sample_is_handled(tmp_path: Path, store: stores.Store
 def test_csv_error_names_file(tmp_path: Path, store: stores.Store) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("a,b\n1,2\n3,4,5\n")
-    with pytest.raises(IngestError, match=r"bad\.csv"):
+    with pytest.raises(IngestError, match=r"bad\.csv:3: expected 2 fields \(as in the header\), found 3"):
         ingest(store, path, "c")
 
 

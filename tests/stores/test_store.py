@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +15,14 @@ import polars as pl
 import pytest
 
 import stores
-from stores.errors import QueryError, SchemaVersionError, StoreError, StoreNotFoundError
+from stores.errors import (
+    CatalogCorruptError,
+    QueryError,
+    SchemaVersionError,
+    ShardDamagedError,
+    StoreError,
+    StoreNotFoundError,
+)
 from stores.ingest import ingest
 from tests.helpers import arith_rows, write_jsonl
 
@@ -209,3 +219,154 @@ def test_shard_target_lets_other_tools_write_shards(store: stores.Store) -> None
     assert store.completed_shards("scores", run_id) == {0}
     store.finish_run(run_id)
     assert store.read_scores(run_id)["score"].sum() == 10
+
+
+def _two_datasets_and_scores(tmp_path: Path, store: stores.Store) -> tuple[str, str]:
+    """Datasets a and b and one finished scores run; returns (b's shard path relative to the store, scores run)."""
+    ingest(store, write_jsonl(tmp_path / "a.jsonl", [{"text": f"a{i}"} for i in range(20)]), "a", text_field="text")
+    res = ingest(store, write_jsonl(tmp_path / "b.jsonl", [{"text": f"b{i}"} for i in range(20)]), "b", text_field="text")
+    run_id = store.start_run("attribute")
+    store.write_scores(run_id, _scores(6))
+    store.finish_run(run_id)
+    rel = str(store.shard_path("samples", res.run_id, 0).relative_to(store.root))
+    return rel, run_id
+
+
+def _truncate(path: Path) -> bytes:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return data
+
+
+def _one_line(exc: pytest.ExceptionInfo) -> str:
+    msg = str(exc.value)
+    assert "\n" not in msg and len(msg) < 600, msg
+    return msg
+
+
+def test_moved_store_with_a_truncated_shard_opens_and_names_the_shard(tmp_path: Path, store: stores.Store) -> None:
+    rel, run_id = _two_datasets_and_scores(tmp_path, store)
+    moved = tmp_path / "moved"
+    shutil.move(str(store.root), moved)
+    _truncate(moved / rel)
+    reopened = stores.open(moved)  # used to die rebuilding the views over the truncated shard
+    assert set(reopened.datasets()["name"]) == {"a", "b"}
+    assert reopened.runs().height == 3
+    assert reopened.read_scores(run_id).height == 6
+    assert reopened.sql("SELECT count(*) AS n FROM scores")["n"][0] == 6
+    assert reopened.read_samples("a").height == 20
+    with pytest.raises(ShardDamagedError) as exc:
+        reopened.sql("SELECT count(*) FROM samples WHERE dataset = 'b'")
+    msg = _one_line(exc)
+    assert rel in msg and "curation check" in msg
+    with pytest.raises(ShardDamagedError) as exc:
+        reopened.read_samples("b")
+    assert rel in _one_line(exc) and "curation check" in str(exc.value)
+    with pytest.raises(ShardDamagedError, match="curation check"):
+        reopened.tables()
+
+
+def test_truncated_shard_in_place_fails_only_queries_that_read_it(tmp_path: Path, store: stores.Store) -> None:
+    rel, _ = _two_datasets_and_scores(tmp_path, store)
+    original = _truncate(store.root / rel)
+    reopened = stores.open(store.root)
+    with pytest.raises(ShardDamagedError) as exc:
+        reopened.sql("SELECT * FROM samples")
+    assert rel in _one_line(exc) and "curation check" in str(exc.value)
+    # runs over other tables still finish, though finishing rebuilds every view
+    run_id = reopened.start_run("attribute")
+    reopened.write_scores(run_id, _scores(3, "c"))
+    reopened.finish_run(run_id)
+    assert reopened.read_scores(behaviour="c").height == 3
+    # a new dataset rebuilds the samples view around the damaged shard; queries of samples name it
+    ingest(reopened, write_jsonl(tmp_path / "c.jsonl", [{"text": "c"}]), "c", text_field="text")
+    with pytest.raises(ShardDamagedError) as exc:
+        reopened.sql("SELECT text FROM samples WHERE dataset = 'c'")
+    assert rel in _one_line(exc)
+    con = duckdb.connect(str(store.catalog_path), read_only=True)  # plain DuckDB gets the same one line
+    with pytest.raises(duckdb.Error, match="curation check"):
+        con.execute("SELECT count(*) FROM samples").fetchall()
+    con.close()
+    # restoring the file heals readers at once, and the next write rebuilds the stored views
+    (store.root / rel).write_bytes(original)
+    assert reopened.sql("SELECT count(*) AS n FROM samples")["n"][0] == 41
+    reopened.refresh_views()
+    con = duckdb.connect(str(store.catalog_path), read_only=True)
+    assert con.execute("SELECT count(*) FROM samples").fetchall()[0][0] == 41
+    con.close()
+
+
+def test_missing_shard_of_a_moved_store_is_named(tmp_path: Path, store: stores.Store) -> None:
+    rel, _ = _two_datasets_and_scores(tmp_path, store)
+    moved = tmp_path / "moved"
+    shutil.move(str(store.root), moved)
+    (moved / rel).unlink()
+    reopened = stores.open(moved)
+    assert reopened.sql("SELECT count(*) AS n FROM scores")["n"][0] == 6
+    with pytest.raises(ShardDamagedError) as exc:
+        reopened.sql("SELECT count(*) FROM samples")
+    assert rel in _one_line(exc) and "missing" in str(exc.value)
+
+
+def _corrupt_copies(src: Path, dst_root: Path) -> list[Path]:
+    """Copies of a store, each with 64 random bytes written inside one block of its catalog."""
+    size = (src / "catalog.duckdb").stat().st_size
+    header, block = 12288, 262144  # DuckDB's file header and block size
+    out = []
+    for b in range(min((size - header) // block, 12)):
+        dst = dst_root / f"corrupt{b}"
+        shutil.copytree(src, dst)
+        with open(dst / "catalog.duckdb", "r+b") as fh:
+            fh.seek(header + b * block + 1000)
+            fh.write(os.urandom(64))
+        out.append(dst)
+    return out
+
+
+def test_corrupt_catalog_is_one_clear_error(tmp_path: Path, store: stores.Store) -> None:
+    _two_datasets_and_scores(tmp_path, store)
+    for k in range(3):  # more catalog blocks in use
+        store.execute("CREATE TABLE IF NOT EXISTS pad AS SELECT 'x' AS v WHERE false")
+        store.execute(f"INSERT INTO pad SELECT repeat('{k}', 100) || i::VARCHAR FROM range(5000) t(i)")
+    raised = 0
+    for copy in _corrupt_copies(store.root, tmp_path):
+        try:
+            s = stores.open(copy)
+            s.runs(), s.datasets(), s.tables(), s.sql("SELECT * FROM shards"), s.sql("SELECT * FROM pad")
+            s.read_scores()
+        except CatalogCorruptError as exc:
+            msg = str(exc)
+            assert "\n" not in msg and "catalog.duckdb" in msg and "backup" in msg and "read_parquet(" in msg, msg
+            raised += 1
+    assert raised >= 1
+
+
+def test_runs_shows_a_killed_run_as_interrupted(store: stores.Store) -> None:
+    code = (
+        "import stores, sys, time;"
+        "s = stores.open(sys.argv[1]);"
+        "print(s.start_run('attribute'), flush=True);"
+        "time.sleep(120)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(store.root)], stdout=subprocess.PIPE, text=True)
+    try:
+        run_id = proc.stdout.readline().strip()
+        assert run_id
+        assert store.runs().row(0, named=True)["status"] == "running"  # its process is alive
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+    row = store.runs().row(0, named=True)
+    assert (row["run_id"], row["status"], row["error"]) == (run_id, "interrupted", "process died")
+    assert store.get_run(run_id)["status"] == "interrupted"
+    assert store.runs(kind="attribute")["status"].to_list() == ["interrupted"]
+    con = duckdb.connect(str(store.catalog_path), read_only=True)  # reading wrote nothing
+    assert con.execute("SELECT status FROM runs").fetchall() == [("running",)]
+    con.close()
+
+
+def test_runs_of_another_host_keep_their_status(store: stores.Store) -> None:
+    run_id = store.start_run("attribute")
+    store.execute("UPDATE runs SET host = ?, pid = 999999999 WHERE run_id = ?", [socket.gethostname() + "-other", run_id])
+    assert store.runs()["status"].to_list() == ["running"]  # its pid cannot be checked from here

@@ -1,0 +1,195 @@
+"""Attribute a behaviour to training samples: the library behind ``curation attribute``.
+
+Everything a request needs is checked before any work starts (the model folder, the context
+length, empty datasets, feature counts), so a bad request fails in one line and leaves nothing in
+the store. A behaviour given as ``queries`` is registered only once its scores are written: a
+failed run leaves no behaviour behind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import stores
+
+from .errors import RequestError
+
+TASKS = ("causal-lm", "classifier", "regression")
+MEASUREMENTS = {"causal-lm": "completion_nll", "classifier": "neg_margin", "regression": "squared_error"}
+
+
+class AttributeRequestError(RequestError):
+    """A request ``curation attribute`` cannot run: names the option at fault and what was expected."""
+
+
+@dataclass
+class AttributeRequest:
+    """One attribution request: what to score, against which behaviour, and how."""
+
+    train: str
+    model: Path
+    task: str = "causal-lm"
+    tokenizer: Path | None = None
+    behaviour: str | None = None
+    queries: str | None = None
+    features: list[str] | None = None
+    label_field: str = "label"
+    strategy: str = "ekfac"
+    damping: float | None = None
+    max_length: int | None = None
+    batch_size: int = 16
+    shard_size: int = 1024
+    low_rank: int | None = None
+    per_module: bool = False
+    explain_top: int = 0
+    self_influence: bool = False
+    seed: int = 0
+
+
+@dataclass
+class AttributeResult:
+    """What an attribution did: the runs written and their sizes."""
+
+    behaviour: str
+    run_id: str
+    n_train: int
+    n_queries: int
+    shards_computed: int
+    shards_total: int
+    seconds: float
+    max_length: int | None = None
+    token_run_id: str | None = None
+    n_explained: int = 0
+    self_run_id: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def model_context_length(model: Any) -> int | None:
+    """The longest input (in tokens) a transformers model accepts, from its config; None if unknown."""
+    cfg = getattr(model, "config", None)
+    for name in ("n_positions", "max_position_embeddings", "n_ctx", "seq_length"):
+        value = getattr(cfg, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def resolve_max_length(requested: int | None, context: int | None, model: Path) -> int:
+    """The tokens per sample to use: the request, else the model's context; refuses more than it."""
+    if requested is not None and requested <= 0:
+        raise AttributeRequestError(f"--max-length: expected a positive number of tokens, got {requested}")
+    if context is None:
+        return requested or 256
+    if requested is None:
+        return context
+    if requested > context:
+        raise AttributeRequestError(
+            f"--max-length {requested}: the model at {model} has {context} positions; pass --max-length "
+            f"{context} or less (or leave it out to use {context})")
+    return requested
+
+
+def check_model_folder(model: Path, task: str) -> None:
+    """Fail in one line unless ``model`` is a folder that can hold a model of ``task``."""
+    if not model.exists():
+        raise AttributeRequestError(f"--model {model}: no such folder")
+    if not model.is_dir():
+        raise AttributeRequestError(f"--model {model}: is a file; expected a model folder "
+                                    + ("(save_pretrained)" if task == "causal-lm" else "(MLP.save)"))
+    if not (model / "config.json").is_file():
+        raise AttributeRequestError(f"--model {model}: no config.json; expected a folder written by "
+                                    + ("save_pretrained" if task == "causal-lm" else "MLP.save"))
+
+
+def _check_rows(n: int, what: str, name: str) -> None:
+    if n == 0:
+        raise AttributeRequestError(f"{what} {name!r} has no samples; nothing to attribute")
+
+
+def run_attribution(store: stores.Store, req: AttributeRequest, *, progress: bool = False) -> AttributeResult:
+    """Score every training sample of ``req.train`` against the behaviour; resumable.
+
+    Loads the model (safetensors only), checks the request, fits or reuses factors, writes the
+    pairwise scores run and, on request, per-token scores of each query's top samples and
+    self-influence. Returns the run ids and sizes.
+    """
+    from attribution.engine import STRATEGIES, EngineConfig, InfluenceEngine
+
+    if req.task not in TASKS:
+        raise AttributeRequestError(f"--task {req.task}: expected one of {', '.join(TASKS)}")
+    if req.strategy not in STRATEGIES:
+        raise AttributeRequestError(f"--strategy {req.strategy}: expected one of {', '.join(STRATEGIES)}")
+    if req.behaviour is None and req.queries is None:
+        raise AttributeRequestError("give --behaviour NAME (a registered behaviour) or --queries DATASET")
+    if req.explain_top and req.task != "causal-lm":
+        raise AttributeRequestError("--explain-top: per-token scores need a causal LM (--task causal-lm)")
+    _check_rows(store.dataset_info(req.train)["n_samples"], "training dataset", req.train)
+    measurement = MEASUREMENTS[req.task]
+    if req.queries is not None:
+        _check_rows(store.dataset_info(req.queries)["n_samples"], "query dataset", req.queries)
+        behaviour = req.behaviour or f"{req.queries}-{'completions' if req.task == 'causal-lm' else 'labels'}"
+        stores.store.validate_name(behaviour, "behaviour")
+        query_dataset, wanted = req.queries, None
+    else:
+        behaviour = req.behaviour
+        rec = store.behaviour(behaviour)
+        query_dataset, wanted = rec["dataset"], rec["query_ids"]
+    check_model_folder(req.model, req.task)
+
+    tok, max_length = None, None
+    if req.task == "causal-lm":
+        from attribution.data import completion_dataset_from_store
+        from attribution.models import load_causal_lm, load_tokenizer
+        from attribution.tasks import CausalLMTask
+
+        net = load_causal_lm(req.model)
+        max_length = resolve_max_length(req.max_length, model_context_length(net), req.model)
+        tok = load_tokenizer(req.tokenizer or req.model)
+        train_ds, train_ids = completion_dataset_from_store(store, req.train, tok, max_length)
+        _check_rows(len(train_ids), "training dataset", req.train)
+        query_ds, query_ids = completion_dataset_from_store(store, query_dataset, tok, max_length, wanted)
+        influence_task = CausalLMTask(net)
+    else:
+        from attribution.data import tabular_dataset_from_store
+        from attribution.models import load_mlp
+        from attribution.tasks import ClassifierTask, RegressionTask
+
+        net = load_mlp(req.model)
+        regression = req.task == "regression"
+        train_ds, train_ids, cols = tabular_dataset_from_store(store, req.train, req.features, req.label_field,
+                                                               regression=regression)
+        _check_rows(len(train_ids), "training dataset", req.train)
+        query_ds, query_ids, _ = tabular_dataset_from_store(store, query_dataset, cols, req.label_field, wanted,
+                                                            regression=regression)
+        if train_ds.tensors[0].shape[1] != net.config["n_in"]:
+            raise AttributeRequestError(
+                f"--features: the model takes {net.config['n_in']} features, the data has "
+                f"{train_ds.tensors[0].shape[1]} ({', '.join(cols)})")
+        influence_task = RegressionTask() if regression else ClassifierTask()
+    _check_rows(len(query_ids), "query set" if req.queries is None else "query dataset", query_dataset)
+
+    cfg = EngineConfig(strategy=req.strategy, damping=req.damping, batch_size=req.batch_size,
+                       shard_size=req.shard_size, low_rank=req.low_rank, seed=req.seed)
+    engine = InfluenceEngine(store, net, influence_task, cfg)
+    res = engine.pairwise_scores(behaviour, train_ds, train_ids, query_ds, query_ids, dataset=req.train,
+                                 per_module=req.per_module, progress=progress)
+    if req.queries is not None:  # registered only now: a failed run leaves no behaviour behind
+        store.add_behaviour(behaviour, req.queries, measurement, query_ids=query_ids,
+                            description=f"{measurement} of {req.queries}", replace=True)
+    result = AttributeResult(behaviour=behaviour, run_id=res.run_id, n_train=len(train_ids), n_queries=len(query_ids),
+                             shards_computed=res.shards_computed, shards_total=res.shards_total, seconds=res.seconds,
+                             max_length=max_length)
+    if req.explain_top:
+        top = set(store.sql(
+            """SELECT DISTINCT sample_id FROM scores WHERE run_id = ?
+               QUALIFY row_number() OVER (PARTITION BY query_id ORDER BY abs(score) DESC) <= ?""",
+            [res.run_id, req.explain_top])["sample_id"].to_list())
+        chosen = [sid for sid in train_ids if sid in top]
+        tres = engine.token_scores(behaviour, train_ds, train_ids, query_ds, query_ids, chosen, tokenizer=tok,
+                                   dataset=req.train)
+        result.token_run_id, result.n_explained = tres.run_id, len(chosen)
+    if req.self_influence:
+        result.self_run_id = engine.self_scores(train_ds, train_ids, dataset=req.train, progress=progress).run_id
+    return result
