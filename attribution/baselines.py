@@ -17,14 +17,9 @@ from torch.utils import data
 
 import stores
 
-from .engine import (
-    EngineConfig,
-    InfluenceEngine,
-    ScoreRun,
-    _key,
-    ids_fingerprint,
-    model_fingerprint,
-)
+from .data import Samples
+from .engine import EngineConfig, InfluenceEngine, ScoreRun, run_finished
+from .keys import digest, ids_fingerprint, model_fingerprint
 from .tasks import InfluenceTask
 
 
@@ -32,8 +27,7 @@ def _write_self_run(
     store: stores.Store, method: str, run_id: str, ids: Sequence[str], values: np.ndarray,
     config: dict[str, Any], seed: int | None, dataset: str | None, model_fp: str | None,
 ) -> ScoreRun:
-    existing = store.sql("SELECT status FROM runs WHERE run_id = ?", [run_id])
-    if existing.height and existing["status"][0] == "finished":
+    if run_finished(store, run_id):
         return ScoreRun(run_id, 1, 0, 0.0)
     with store.run("baseline", config={"method": method, **config}, seed=seed, dataset=dataset,
                    model_fingerprint=model_fp, run_id=run_id) as run:
@@ -51,28 +45,24 @@ def per_sample_losses(model: nn.Module, task: InfluenceTask, train: data.Dataset
 
 
 def loss_scores(
-    store: stores.Store, model: nn.Module, task: InfluenceTask, train: data.Dataset, train_ids: Sequence[str],
-    *, batch_size: int = 64, dataset: str | None = None,
+    store: stores.Store, model: nn.Module, task: InfluenceTask, train: Samples, *, batch_size: int = 64,
 ) -> ScoreRun:
     """Per-sample training loss into ``self_scores`` (method ``loss``)."""
     fp = model_fingerprint(model)
-    run_id = f"baseline-loss-{_key(fp, ids_fingerprint(train_ids))}"
-    values = per_sample_losses(model, task, train, batch_size)
-    return _write_self_run(store, "loss", run_id, train_ids, values, {"batch_size": batch_size}, None, dataset, fp)
+    run_id = f"baseline-loss-{digest(fp, ids_fingerprint(train.ids))}"
+    values = per_sample_losses(model, task, train.data, batch_size)
+    return _write_self_run(store, "loss", run_id, train.ids, values, {"batch_size": batch_size}, None, train.dataset, fp)
 
 
-def random_scores(
-    store: stores.Store, train_ids: Sequence[str], *, seed: int = 0, dataset: str | None = None
-) -> ScoreRun:
+def random_scores(store: stores.Store, train: Samples, *, seed: int = 0) -> ScoreRun:
     """Uniform random scores into ``self_scores`` (method ``random``): the floor of every comparison."""
-    run_id = f"baseline-random-{_key(seed, ids_fingerprint(train_ids))}"
-    values = np.random.default_rng(seed).random(len(train_ids))
-    return _write_self_run(store, "random", run_id, train_ids, values, {}, seed, dataset, None)
+    run_id = f"baseline-random-{digest(seed, ids_fingerprint(train.ids))}"
+    values = np.random.default_rng(seed).random(len(train.ids))
+    return _write_self_run(store, "random", run_id, train.ids, values, {}, seed, train.dataset, None)
 
 
 def gradient_norm_scores(
-    store: stores.Store, model: nn.Module, task: InfluenceTask, train: data.Dataset, train_ids: Sequence[str],
-    *, batch_size: int = 32, dataset: str | None = None,
+    store: stores.Store, model: nn.Module, task: InfluenceTask, train: Samples, *, batch_size: int = 32,
 ) -> ScoreRun:
     """Norm of each sample's training-loss gradient over the tracked modules (method ``grad_norm``).
 
@@ -80,23 +70,22 @@ def gradient_norm_scores(
     per-sample gradients.
     """
     engine = InfluenceEngine(store, model, task, EngineConfig(strategy="identity", batch_size=batch_size,
-                                                               shard_size=max(len(train_ids), 1)))
-    self_run = engine.self_scores(train, train_ids, dataset=dataset)
+                                                               shard_size=max(len(train), 1)))
+    self_run = engine.self_scores(train)
     sq = store.read_self_scores(self_run.run_id)
     order = {sid: i for i, sid in enumerate(sq["sample_id"].to_list())}
-    values = np.sqrt(np.maximum(sq["score"].to_numpy()[[order[s] for s in train_ids]], 0.0))
-    run_id = f"baseline-grad_norm-{_key(engine.model_fingerprint, ids_fingerprint(train_ids))}"
-    return _write_self_run(store, "grad_norm", run_id, train_ids, values,
-                           {"batch_size": batch_size, "from_run": self_run.run_id}, None, dataset,
+    values = np.sqrt(np.maximum(sq["score"].to_numpy()[[order[s] for s in train.ids]], 0.0))
+    run_id = f"baseline-grad_norm-{digest(engine.model_fingerprint, ids_fingerprint(train.ids))}"
+    return _write_self_run(store, "grad_norm", run_id, train.ids, values,
+                           {"batch_size": batch_size, "from_run": self_run.run_id}, None, train.dataset,
                            engine.model_fingerprint)
 
 
 def gradient_dot_scores(
-    store: stores.Store, model: nn.Module, task: InfluenceTask, behaviour: str,
-    train: data.Dataset, train_ids: Sequence[str], queries: data.Dataset, query_ids: Sequence[str],
-    *, batch_size: int = 32, shard_size: int = 1024, dataset: str | None = None,
+    store: stores.Store, model: nn.Module, task: InfluenceTask, behaviour: str, train: Samples, queries: Samples,
+    *, batch_size: int = 32, shard_size: int = 1024,
 ) -> ScoreRun:
     """Gradient dot products (TracIn at the final checkpoint) into ``scores``: the identity strategy."""
     engine = InfluenceEngine(store, model, task, EngineConfig(strategy="identity", batch_size=batch_size,
                                                                shard_size=shard_size))
-    return engine.pairwise_scores(behaviour, train, train_ids, queries, query_ids, dataset=dataset)
+    return engine.pairwise_scores(behaviour, train, queries)

@@ -4,7 +4,8 @@ kronfluence's pairwise scoring costs queries x training samples: it rescans the 
 for every query batch, and preconditions each query gradient with dense rotations
 (out x out x in per layer). With a candidate prefilter (Grosse et al.: TF-IDF or embeddings pick
 K ~ 50-100 training samples per query, see :mod:`attribution.prefilter`) only Q x K pairs are
-needed, so this module computes exactly those, reusing the factors kronfluence fitted:
+needed, so this module computes exactly those, from the factors kronfluence fitted (given, not
+fitted here: :meth:`~attribution.engine.InfluenceEngine.candidate_scores` passes an engine's):
 
 - each sample's gradient of a tracked Linear is ``S^T X`` (output gradients x inputs, summed over
   tokens; a ones column on X when the layer has a bias), kronfluence's (out, in) layout;
@@ -38,7 +39,7 @@ import contextlib
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,12 +56,10 @@ from kronfluence.utils.constants import (
 from torch import nn
 from torch.utils import data
 
+from .gradients import collate, token_factors
+from .strategies import check_strategy
 from .tasks import InfluenceTask
 
-if TYPE_CHECKING:  # the engine imports stores; keep this module importable on its own
-    from .engine import InfluenceEngine
-
-STRATEGIES = ("ekfac", "kfac", "diagonal", "identity")
 # Dot products run tile by tile: a tile is a few rows (about _TILE floats) of every (out x in)
 # gradient, for blocks of _BLOCK training samples. A block's tile is computed into cache and every
 # query's tile meets it there, so no dense training gradient is ever written to memory.
@@ -122,7 +121,7 @@ def candidate_scores(
     engine's full matrix gathered at ``candidates``, at a cost that scales with Q x K instead of
     Q x N. ``model`` is prepared for kronfluence (its tracked Linear layers wrapped, as the engine
     does), in eval mode; ``factors`` are ``analyzer.load_all_factors(name)`` of a fit with
-    ``strategy``; ``damping`` None is kronfluence's heuristic (0.1 x the mean of each module's
+    ``strategy`` (:meth:`~attribution.engine.InfluenceEngine.load_factors`); ``damping`` None is kronfluence's heuristic (0.1 x the mean of each module's
     Lambda / eigenvalue products). ``candidates[q]`` lists training indices for query ``q``
     (duplicates allowed; each position gets its pair's score). ``device`` is where the model
     lives; the work runs there.
@@ -135,8 +134,7 @@ def candidate_scores(
     past it they are recomputed (one more forward/backward pass over the candidates per chunk).
     Scores do not depend on the chunking or the caching (bit for bit).
     """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
+    check_strategy(strategy)
     if batch_size < 1 or query_batch_size < 1 or max_query_bytes < 1:
         raise ValueError("batch_size, query_batch_size and max_query_bytes must be positive")
     if model.training:
@@ -166,8 +164,8 @@ def candidate_scores(
     train_loss = lambda batch, m: task.compute_train_loss(batch=batch, model=m, sample=False)  # noqa: E731
     measurement = lambda batch, m: task.compute_measurement(batch=batch, model=m)  # noqa: E731
     with torch.no_grad():
-        query_factors = [_token_factors(model, measurement, _collate(queries, range(lo, min(lo + query_batch_size, n_queries))),
-                                        pre, device) for lo in range(0, n_queries, query_batch_size)]
+        query_factors = [token_factors(model, measurement, collate(queries, range(lo, min(lo + query_batch_size, n_queries))),
+                                       pre, device) for lo in range(0, n_queries, query_batch_size)]
     t_query = max(a.shape[1] for f in query_factors for a, _ in f.values())  # fixed: chunking-independent
     cache: dict[int, dict[str, tuple[torch.Tensor, torch.Tensor]]] = {}
     cache_left = max_cache_bytes if len(chunks) > 1 else 0
@@ -190,13 +188,13 @@ def candidate_scores(
                 if len(sel):
                     block_factors = []
                     for b in block:
-                        token_factors = cache.get(b)
-                        if token_factors is None:
-                            token_factors = _token_factors(model, train_loss, _collate(train, batches[b]), pre, device)
-                            size = _nbytes(token_factors)
+                        sample_factors = cache.get(b)
+                        if sample_factors is None:
+                            sample_factors = token_factors(model, train_loss, collate(train, batches[b]), pre, device)
+                            size = _nbytes(sample_factors)
                             if size <= cache_left:
-                                cache[b], cache_left = token_factors, cache_left - size
-                        block_factors.append(token_factors)
+                                cache[b], cache_left = sample_factors, cache_left - size
+                        block_factors.append(sample_factors)
                     n_block = sum(len(batches[b]) for b in block)
                     pattern = _pattern(pair_query[sel] - q_lo, pair_pos[sel] - i * block_size, q_hi - q_lo,
                                        n_block, device)
@@ -241,37 +239,6 @@ def _plan_chunks(sizes: list[tuple[str, int]], n_queries: int, budget: int) -> l
     if group:
         chunks.append((group, 0, n_queries))
     return chunks
-
-
-def engine_factors(engine: InfluenceEngine, train: data.Dataset, train_ids: Sequence[str]) -> tuple[Factors, str]:
-    """The factors an engine fitted (or reuses) on ``train``, loaded, with their strategy."""
-    name, _ = engine.fit_factors(train, train_ids)
-    return engine.analyzer.load_all_factors(name), engine.config.strategy
-
-
-def engine_candidate_scores(
-    engine: InfluenceEngine,
-    train: data.Dataset,
-    train_ids: Sequence[str],
-    queries: data.Dataset,
-    candidates: np.ndarray | Sequence[Sequence[int]],
-    *,
-    max_query_bytes: int = 2**31,
-    max_cache_bytes: int = 2**31,
-    progress: bool = False,
-) -> np.ndarray:
-    """:func:`candidate_scores` with an engine's model, task, factors, damping, batch sizes and device.
-
-    The values equal the engine's :meth:`~attribution.engine.InfluenceEngine.pairwise_scores` at
-    the candidate pairs (not written to the store: the caller decides what to keep).
-    """
-    factors, strategy = engine_factors(engine, train, train_ids)
-    cfg = engine.config
-    return candidate_scores(
-        engine.model, engine.task, factors, strategy, cfg.damping, queries, train, candidates,
-        batch_size=cfg.batch_size, query_batch_size=cfg.query_batch_size, max_query_bytes=max_query_bytes,
-        max_cache_bytes=max_cache_bytes, device=cfg.device, progress=progress,
-    )
 
 
 # ---------------------------------------------------------------------------------------- factors
@@ -330,79 +297,7 @@ def _preconditioner(
     return pre
 
 
-# ---------------------------------------------------------------------------------------- gradients
-@contextlib.contextmanager
-def _capture(model: nn.Module, names: set[str]) -> Iterator[dict[str, list[tuple[torch.Tensor, torch.Tensor]]]]:
-    """Record (input, output) of every call of the tracked modules during one forward pass."""
-    seen: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {n: [] for n in names}
-    handles = []
-    for m in model.modules():
-        if isinstance(m, TrackedModule) and m.name in names:
-            handles.append(m.register_forward_hook(
-                lambda mod, inputs, output, n=m.name: seen[n].append((inputs[0].detach(), output))))
-    try:
-        yield seen
-    finally:
-        for h in handles:
-            h.remove()
-
-
-def _token_factors(
-    model: nn.Module,
-    loss_fn: Callable[[Any, nn.Module], torch.Tensor],
-    batch: Any,
-    pre: dict[str, _ModulePreconditioner],
-    device: torch.device,
-) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Per-sample gradients of a batch in compact per-token form, rotated into the eigenbasis.
-
-    Returns per module ``(A, X)`` of shapes (B, T', out) and (B, T', in) such that the sample's
-    (eigenbasis) gradient is ``A[b]^T X[b]`` (X with the bias column); T' drops trailing token
-    positions whose output gradient is zero in the whole batch (padding). The loss is summed over
-    the batch, so each sample's gradient is its own.
-    """
-    batch = _to_device(batch, device)
-    with torch.enable_grad(), _capture(model, set(pre)) as seen:
-        loss = loss_fn(batch, model)
-        outputs, where = [], []
-        for name, calls in seen.items():
-            if not calls:
-                raise RuntimeError(f"tracked module {name!r} was not called in the forward pass")
-            for i, (_, y) in enumerate(calls):
-                outputs.append(y)
-                where.append((name, i))
-        grads = torch.autograd.grad(loss, outputs, allow_unused=True)
-    per_module: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {n: [] for n in pre}
-    for (name, i), g in zip(where, grads, strict=True):
-        x = seen[name][i][0]
-        if g is None:
-            g = torch.zeros(x.shape[:-1] + (pre[name].out_features,), dtype=torch.float32, device=x.device)
-        per_module[name].append((x, g))
-    result = {}
-    for name, calls in per_module.items():
-        p = pre[name]
-        # a layer called several times: its calls are extra token rows
-        xs = [x.reshape(x.shape[0], -1, x.shape[-1]) for x, _ in calls]
-        gs = [g.reshape(g.shape[0], -1, g.shape[-1]) for _, g in calls]
-        x = (xs[0] if len(xs) == 1 else torch.cat(xs, dim=1)).to(torch.float32)
-        g = (gs[0] if len(gs) == 1 else torch.cat(gs, dim=1)).to(torch.float32)
-        # trailing token positions with a zero output gradient in every sample (padding) add nothing
-        used = g.ne(0).any(dim=-1).any(dim=0).nonzero()
-        t_keep = int(used[-1]) + 1 if len(used) else 1
-        g, x = g[:, :t_keep], x[:, :t_keep]
-        if p.q_out is None:
-            a = g.contiguous()
-            if p.has_bias:
-                x = torch.cat([x, x.new_ones(x.shape[:-1] + (1,))], dim=-1)
-        else:  # rotate into the eigenbasis (2-D GEMMs); [x, 1] @ Q_A = x @ Q_A[:-1] + Q_A[-1]
-            b = g.shape[0]
-            a = torch.mm(g.reshape(-1, g.shape[-1]), p.q_out).view(b, t_keep, -1)
-            x2 = x.reshape(-1, x.shape[-1])
-            x = (torch.addmm(p.q_in[-1], x2, p.q_in[:-1]) if p.has_bias else torch.mm(x2, p.q_in)).view(b, t_keep, -1)
-        result[name] = (a, x.contiguous())
-    return result
-
-
+# ---------------------------------------------------------------------------------------- tiles
 class _Scratch:
     """Reused work buffers: on CPU a fresh large tensor page-faults on every call, which costs more
     than the arithmetic here."""
@@ -499,8 +394,8 @@ def _sampled_dots(pattern: torch.Tensor, p: torch.Tensor, r: torch.Tensor) -> to
         return torch.sparse.sampled_addmm(pattern, p, r.T).values()
 
 
-def _nbytes(token_factors: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> int:
-    return sum(a.numel() * a.element_size() + x.numel() * x.element_size() for a, x in token_factors.values())
+def _nbytes(factors: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> int:
+    return sum(a.numel() * a.element_size() + x.numel() * x.element_size() for a, x in factors.values())
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -518,20 +413,6 @@ def _check_candidates(candidates: Any, n_queries: int, n_train: int) -> np.ndarr
     return cand
 
 
-def _collate(dataset: data.Dataset, indices: Sequence[int] | np.ndarray) -> Any:
-    return data.default_collate([dataset[int(i)] for i in indices])
-
-
-def _to_device(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device)
-    if isinstance(batch, dict):
-        return {k: _to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, list | tuple):
-        return type(batch)(_to_device(v, device) for v in batch)
-    return batch
-
-
 @contextlib.contextmanager
 def _progress(enabled: bool, total: int) -> Iterator[Callable[[int], None]]:
     """Progress over (chunk, training batch) steps; yields an ``advance(n)`` function."""
@@ -541,4 +422,4 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[int], None]]:
         yield bar.advance
 
 
-__all__ = ["STRATEGIES", "candidate_scores", "engine_candidate_scores", "engine_factors"]
+__all__ = ["Factors", "candidate_scores"]

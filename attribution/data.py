@@ -2,11 +2,14 @@
 
 Any Hugging Face tokenizer works (load it by local path); :func:`char_tokenizer` builds a
 character-level one for generated data (arithmetic traces), saved and loaded like any other.
+:class:`Samples` carries a dataset to the engine together with its sample ids and store dataset
+name; :func:`completion_samples` and :func:`tabular_samples` build one from a store dataset.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
 from torch.utils.data import Dataset
@@ -14,6 +17,34 @@ from torch.utils.data import Dataset
 import stores
 
 PAD, UNK, EOS = "<pad>", "<unk>", "<eos>"
+
+
+@dataclass(frozen=True)
+class Samples:
+    """A torch dataset with the sample id of each item and, when it came from a store, its name.
+
+    What the engine scores (training samples or queries): ``data[i]`` is the model input of the
+    sample ``ids[i]``; ``dataset`` names the store dataset, recorded as the dataset of the runs
+    written for these samples (None for data made in memory).
+    """
+
+    data: Dataset
+    ids: list[str] = field(repr=False)
+    dataset: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ids", list(self.ids))
+        if len(self.data) != len(self.ids):  # type: ignore[arg-type]
+            where = f" {self.dataset!r}" if self.dataset else ""
+            raise ValueError(f"dataset{where} has {len(self.data)} samples but {len(self.ids)} ids were given")  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def subset(self, indices: Sequence[int]) -> Samples:
+        """The samples at ``indices`` (a ``torch.utils.data.Subset`` view), same dataset name."""
+        indices = list(indices)
+        return Samples(torch.utils.data.Subset(self.data, indices), [self.ids[i] for i in indices], self.dataset)
 
 
 def char_tokenizer(alphabet: str):
@@ -124,6 +155,30 @@ def tabular_dataset_from_store(
     x = torch.tensor(df.select([pl.col(c).cast(pl.Float32) for c in features]).to_numpy())
     y = torch.tensor(df[label].to_numpy(), dtype=torch.float32 if regression else torch.long)
     return torch.utils.data.TensorDataset(x, y), df["sample_id"].to_list(), list(features)
+
+
+def completion_samples(
+    store: stores.Store, dataset: str, tokenizer, max_length: int = 256, ids: Sequence[str] | None = None
+) -> Samples:
+    """A store dataset (prompt/completion, or text) as :class:`Samples` of a :class:`CompletionDataset`.
+
+    ``ids`` selects and orders a subset (e.g. a behaviour's query ids); see
+    :func:`completion_dataset_from_store`.
+    """
+    data, sample_ids = completion_dataset_from_store(store, dataset, tokenizer, max_length, ids)
+    return Samples(data, sample_ids, dataset)
+
+
+def tabular_samples(
+    store: stores.Store, dataset: str, features: Sequence[str] | None = None, label: str = "label",
+    ids: Sequence[str] | None = None, regression: bool = False,
+) -> tuple[Samples, list[str]]:
+    """A tabular store dataset as :class:`Samples` of ``(features, label)`` tensors, and the feature names.
+
+    See :func:`tabular_dataset_from_store` for the defaults and the errors.
+    """
+    data, sample_ids, names = tabular_dataset_from_store(store, dataset, features, label, ids, regression)
+    return Samples(data, sample_ids, dataset), names
 
 
 def _select(df, sample_ids: Sequence[str], dataset: str):

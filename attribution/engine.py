@@ -3,18 +3,18 @@
 Scores follow the toolkit's sign convention (see :mod:`attribution.tasks`): positive means
 training on the sample lowered the query's loss, i.e. made the behaviour more likely.
 
-Factors are cached in the store under a key made of the model's weights, the training data's
-ids and the factor arguments, so a second call with the same inputs reuses them and a changed
-model never reuses stale ones. Pairwise scores are computed one training shard at a time and
-written as a Parquet shard of the run as soon as they exist; a killed run resumed with the same
-inputs computes only the missing shards and gives identical scores.
+Training samples and queries come as :class:`~attribution.data.Samples` (a dataset, its sample
+ids and its store dataset name). Factors are cached in the store under a key made of the model's
+weights, the training data's ids and the factor arguments (:mod:`attribution.keys`), so a second
+call with the same inputs reuses them and a changed model never reuses stale ones. Every scoring
+call is a sharded run (:meth:`InfluenceEngine._sharded_run`): each shard is written as a Parquet
+shard of the run as soon as it exists, and a killed run resumed with the same inputs computes
+only the missing shards and gives identical scores.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import shutil
 import time
@@ -26,7 +26,6 @@ import numpy as np
 import pyarrow as pa
 import torch
 from kronfluence.analyzer import Analyzer, prepare_model
-from kronfluence.arguments import FactorArguments, ScoreArguments
 from kronfluence.module.tracked_module import TrackedModule
 from torch import nn
 from torch.utils import data
@@ -34,113 +33,15 @@ from torch.utils import data
 import stores
 from stores.progress import StepProgress
 
+from .candidates import Factors
+from .candidates import candidate_scores as candidate_pair_scores
+from .config import EngineConfig, field_help
+from .data import Samples
+from .keys import array_fingerprint, data_fingerprint, digest, ids_fingerprint, model_fingerprint
+from .strategies import STRATEGIES
 from .tasks import InfluenceTask
 
-STRATEGIES = ("ekfac", "kfac", "diagonal", "identity")
 logging.getLogger("kronfluence").setLevel(logging.WARNING)
-
-
-@dataclass
-class EngineConfig:
-    """How influence is computed; every field is recorded in the run's config.
-
-    ``damping`` None uses kronfluence's heuristic (0.1 x mean eigenvalue per layer), which ranked
-    far better than its 1e-8 default on this machine's probes. ``low_rank`` compresses query
-    gradients to that rank per layer (query batching); ``shard_size`` is the number of training
-    samples per written shard.
-    """
-
-    strategy: str = "ekfac"
-    damping: float | None = None
-    batch_size: int = 32
-    query_batch_size: int = 64
-    shard_size: int = 1024
-    low_rank: int | None = None
-    use_empirical_fisher: bool = False
-    covariance_max_examples: int | None = None
-    seed: int = 0
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {self.strategy!r}; expected one of {', '.join(STRATEGIES)}")
-        if self.shard_size < 1 or self.batch_size < 1 or self.query_batch_size < 1:
-            raise ValueError("shard_size, batch_size and query_batch_size must be positive")
-
-    def factor_arguments(self) -> FactorArguments:
-        """kronfluence arguments for fitting factors."""
-        return FactorArguments(
-            strategy=self.strategy,
-            use_empirical_fisher=self.use_empirical_fisher,
-            covariance_max_examples=self.covariance_max_examples,
-            lambda_max_examples=self.covariance_max_examples,
-        )
-
-    def score_arguments(self, per_module: bool = False, per_token: bool = False) -> ScoreArguments:
-        """kronfluence arguments for computing scores (optionally decomposed per module / token)."""
-        return ScoreArguments(damping_factor=self.damping, query_gradient_low_rank=self.low_rank,
-                              compute_per_module_scores=per_module, compute_per_token_scores=per_token)
-
-
-def model_fingerprint(model: nn.Module) -> str:
-    """Hash of a model's parameter and buffer names, shapes, dtypes and values.
-
-    kronfluence's wrappers are ignored, so a model hashes the same before and after preparation.
-    """
-    h = hashlib.sha256()
-    state = {
-        name.replace("original_module.", ""): tensor
-        for name, tensor in model.state_dict().items()
-        if not name.endswith("_constant")
-    }
-    for name, tensor in sorted(state.items()):
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()[:32]
-
-
-def data_fingerprint(dataset: data.Dataset) -> str:
-    """Hash of what the model actually sees: a dataset's tensors (token ids, masks, labels...).
-
-    Two datasets with the same sample ids but another tokenizer or ``max_length`` differ here,
-    so cached factors and finished runs are never reused for them.
-    """
-    h = hashlib.sha256()
-
-    def add(value: Any) -> None:
-        if isinstance(value, torch.Tensor):
-            t = value.detach().cpu().contiguous()
-            h.update(f"{tuple(t.shape)}:{t.dtype};".encode())
-            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-        elif isinstance(value, dict):
-            for k in sorted(value):
-                h.update(str(k).encode())
-                add(value[k])
-        elif isinstance(value, list | tuple):
-            for v in value:
-                add(v)
-        else:
-            h.update(repr(value).encode())
-
-    tensors = getattr(dataset, "tensors", None)  # TensorDataset: hash the storage at once
-    if tensors is not None:
-        add(list(tensors))
-    elif all(hasattr(dataset, a) for a in ("input_ids", "attention_mask", "labels")):
-        add([dataset.input_ids, dataset.attention_mask, dataset.labels])  # CompletionDataset
-    else:
-        for i in range(len(dataset)):  # type: ignore[arg-type]
-            add(dataset[i])
-    return h.hexdigest()[:32]
-
-
-def ids_fingerprint(ids: Sequence[str]) -> str:
-    """Hash of an ordered list of sample ids (a dataset's identity for caching)."""
-    return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:32]
-
-
-def _key(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
 @dataclass
@@ -182,18 +83,17 @@ class InfluenceEngine:
         )
 
     # ------------------------------------------------------------------ factors
-    def factors_key(self, train: data.Dataset, train_ids: Sequence[str]) -> str:
+    def factors_key(self, train: Samples) -> str:
         """Cache key of the factors: model weights, task and tracked modules, data, arguments."""
         args = asdict(self.config)
         relevant = {k: args[k] for k in ("strategy", "use_empirical_fisher", "covariance_max_examples", "seed")}
         task = [type(self.task).__name__, self.task.get_influence_tracked_modules()]
-        data_key = [ids_fingerprint(train_ids), data_fingerprint(train)]
-        return f"{self.config.strategy}-{_key(self.model_fingerprint, task, data_key, relevant)}"
+        data_key = [ids_fingerprint(train.ids), data_fingerprint(train.data)]
+        return f"{self.config.strategy}-{digest(self.model_fingerprint, task, data_key, relevant)}"
 
-    def fit_factors(self, train: data.Dataset, train_ids: Sequence[str]) -> tuple[str, bool]:
-        """Fit (or reuse) the factors on the training data; returns (factors name, reused?)."""
-        _check_ids(train, train_ids, "train")
-        name = self.factors_key(train, train_ids)
+    def fit_factors(self, train: Samples) -> tuple[str, bool]:
+        """Fit (or reuse) the factors on the training samples; returns (factors name, reused?)."""
+        name = self.factors_key(train)
         final = self.analyzer.factors_output_dir(name)
         if final.is_dir():
             return name, True
@@ -203,7 +103,7 @@ class InfluenceEngine:
         with _quiet():
             self.analyzer.fit_all_factors(
                 factors_name=tmp_name,
-                dataset=train,
+                dataset=train.data,
                 per_device_batch_size=self.config.batch_size,
                 factor_args=self.config.factor_arguments(),
                 overwrite_output_dir=True,
@@ -211,21 +111,23 @@ class InfluenceEngine:
         self.analyzer.factors_output_dir(tmp_name).rename(final)  # the cache entry appears whole
         return name, False
 
+    def load_factors(self, train: Samples) -> Factors:
+        """The factors fitted (or reused) on the training samples, loaded (for candidate scoring)."""
+        name, _ = self.fit_factors(train)
+        return self.analyzer.load_all_factors(name)
+
     # ------------------------------------------------------------------ pairwise
     def run_id_for(self, kind: str, *parts: Any) -> str:
         """A deterministic run id, so re-running the same request resumes the same run."""
         task = [type(self.task).__name__, self.task.get_influence_tracked_modules()]
-        return f"{kind}-{_key(self.model_fingerprint, task, asdict(self.config), *parts)}"
+        return f"{kind}-{digest(self.model_fingerprint, task, asdict(self.config), *parts)}"
 
     def pairwise_scores(
         self,
         behaviour: str,
-        train: data.Dataset,
-        train_ids: Sequence[str],
-        queries: data.Dataset,
-        query_ids: Sequence[str],
+        train: Samples,
+        queries: Samples,
         *,
-        dataset: str | None = None,
         per_module: bool = False,
         candidates: np.ndarray | None = None,
         prefilter: dict[str, Any] | None = None,
@@ -234,114 +136,121 @@ class InfluenceEngine:
     ) -> ScoreRun:
         """Score every training sample against every query of ``behaviour`` into ``scores``.
 
-        With ``per_module`` each score's split over the tracked modules also goes to
-        ``score_parts`` (one row per module; the parts sum to the score). Resumes an interrupted
-        run with the same inputs, computing only missing shards. ``on_shard`` is called after
-        each shard is written (used by tests to interrupt).
+        The run's dataset is ``train.dataset``. With ``per_module`` each score's split over the
+        tracked modules also goes to ``score_parts`` (one row per module; the parts sum to the
+        score). Resumes an interrupted run with the same inputs, computing only missing shards.
+        ``on_shard`` is called after each shard is written (used by tests to interrupt).
 
         ``candidates`` (queries x K training indices, e.g. from :mod:`attribution.prefilter`)
         restricts scoring to each query's candidates: only those pairs are computed and written
         (exactly the values full scoring gives them, at a cost of queries x K instead of queries
         x N); ``prefilter`` describes how they were picked and is recorded in the run's config.
         """
-        _check_ids(train, train_ids, "train")
-        _check_ids(queries, query_ids, "query")
         if candidates is not None:
-            return self._candidate_pairwise(behaviour, train, train_ids, queries, query_ids, candidates,
-                                            prefilter or {}, dataset=dataset, progress=progress, on_shard=on_shard)
+            return self._candidate_pairwise(behaviour, train, queries, candidates, prefilter or {},
+                                            progress=progress, on_shard=on_shard)
         t0 = time.perf_counter()
-        factors, _ = self.fit_factors(train, train_ids)
-        run_id = self.run_id_for("attribute", behaviour, ids_fingerprint(train_ids), ids_fingerprint(query_ids),
-                                 data_fingerprint(train), data_fingerprint(queries), *(["per_module"] if per_module else []))
-        n_shards = -(-len(train_ids) // self.config.shard_size)
-        if self._already_finished(run_id):
-            return ScoreRun(run_id, n_shards, 0, time.perf_counter() - t0)
-        config = self._run_config(behaviour=behaviour, factors=factors, n_train=len(train_ids),
-                                  n_queries=len(query_ids), train_fingerprint=ids_fingerprint(train_ids),
-                                  query_fingerprint=ids_fingerprint(query_ids), per_module=per_module)
-        with self.store.run("attribute", config=config, seed=self.config.seed, dataset=dataset,
-                            model_fingerprint=self.model_fingerprint, run_id=run_id):
-            done = self.store.completed_shards("scores", run_id)
-            todo = [k for k in range(n_shards) if k not in done]
-            qids = np.asarray(query_ids, dtype=object)
-            with _shard_progress(progress, "pairwise scores", len(train_ids), len(done) * self.config.shard_size) as bar:
-                for k in todo:
-                    lo, hi = k * self.config.shard_size, min((k + 1) * self.config.shard_size, len(train_ids))
-                    parts = self._pairwise_block(factors, queries, train, list(range(lo, hi)), per_module)
-                    scores = sum(parts.values())  # (Q, n); the only part is "all_modules" unless per_module
-                    n = hi - lo
-                    sids = np.repeat(np.asarray(train_ids[lo:hi], dtype=object), len(query_ids))
-                    table = pa.table({
-                        "behaviour": pa.array([behaviour] * (n * len(query_ids)), pa.string()),
-                        "query_id": pa.array(np.tile(qids, n), pa.string()),
-                        "sample_id": pa.array(sids, pa.string()),
-                        "score": pa.array(scores.T.reshape(-1).astype(np.float32)),
-                    })
-                    if per_module:  # parts first: the scores shard marks the training shard as done
-                        self.store.write_score_parts(run_id, _module_parts_table(behaviour, qids, sids, n, parts), shard=k)
-                    self.store.write_scores(run_id, table, shard=k)
-                    bar(n)
-                    if on_shard:
-                        on_shard(k)
-        return ScoreRun(run_id, n_shards, len(todo), time.perf_counter() - t0)
+        factors, _ = self.fit_factors(train)
+        run_id = self.run_id_for("attribute", behaviour, *_pair_identity(train, queries),
+                                 *(["per_module"] if per_module else []))
+        config = self._run_config(behaviour=behaviour, factors=factors, n_train=len(train),
+                                  n_queries=len(queries), train_fingerprint=ids_fingerprint(train.ids),
+                                  query_fingerprint=ids_fingerprint(queries.ids), per_module=per_module)
+        qids = np.asarray(queries.ids, dtype=object)
+
+        def shard(k: int, lo: int, hi: int) -> pa.Table:
+            parts = self._pairwise_block(factors, queries.data, train.data, list(range(lo, hi)), per_module)
+            scores = sum(parts.values())  # (Q, n); the only part is "all_modules" unless per_module
+            n = hi - lo
+            sids = np.repeat(np.asarray(train.ids[lo:hi], dtype=object), len(qids))
+            if per_module:  # parts first: the scores shard marks the training shard as done
+                self.store.write_score_parts(run_id, _module_parts_table(behaviour, qids, sids, n, parts), shard=k)
+            return pa.table({
+                "behaviour": pa.array([behaviour] * (n * len(qids)), pa.string()),
+                "query_id": pa.array(np.tile(qids, n), pa.string()),
+                "sample_id": pa.array(sids, pa.string()),
+                "score": pa.array(scores.T.reshape(-1).astype(np.float32)),
+            })
+
+        return self._sharded_run("attribute", run_id, config, len(train), self.config.shard_size, shard,
+                                 "pairwise scores", dataset=train.dataset, progress=progress,
+                                 on_shard=on_shard, started=t0)
+
+    def candidate_scores(
+        self, train: Samples, queries: Samples, candidates: np.ndarray | Sequence[Sequence[int]], *,
+        max_query_bytes: int = 2**31, max_cache_bytes: int = 2**31, progress: bool = False,
+    ) -> np.ndarray:
+        """Scores of each query's candidate training samples, (queries x K), not written to the store.
+
+        :func:`attribution.candidates.candidate_scores` with this engine's model, task, factors,
+        damping, batch sizes and device: the values equal :meth:`pairwise_scores` at the
+        candidate pairs (the caller decides what to keep).
+        """
+        return self._candidate_values(self.load_factors(train), train.data, queries.data, candidates,
+                                      max_query_bytes=max_query_bytes, max_cache_bytes=max_cache_bytes,
+                                      progress=progress)
+
+    def _candidate_values(
+        self, factors: Factors, train: data.Dataset, queries: data.Dataset,
+        candidates: np.ndarray | Sequence[Sequence[int]], *, max_query_bytes: int = 2**31,
+        max_cache_bytes: int = 2**31, progress: bool = False,
+    ) -> np.ndarray:
+        cfg = self.config
+        return candidate_pair_scores(
+            self.model, self.task, factors, cfg.strategy, cfg.damping, queries, train, candidates,
+            batch_size=cfg.batch_size, query_batch_size=cfg.query_batch_size, max_query_bytes=max_query_bytes,
+            max_cache_bytes=max_cache_bytes, device=cfg.device, progress=progress,
+        )
 
     def _candidate_pairwise(
-        self, behaviour: str, train: data.Dataset, train_ids: Sequence[str], queries: data.Dataset,
-        query_ids: Sequence[str], candidates: np.ndarray, prefilter: dict[str, Any], *,
-        dataset: str | None, progress: bool, on_shard: Callable[[int], None] | None,
+        self, behaviour: str, train: Samples, queries: Samples, candidates: np.ndarray,
+        prefilter: dict[str, Any], *, progress: bool, on_shard: Callable[[int], None] | None,
     ) -> ScoreRun:
         """Pairwise scores of each query against its candidates only; a shard per block of queries."""
-        from .candidates import engine_candidate_scores
-
         if self.config.low_rank is not None:
             raise ValueError("low_rank does not apply to candidate scoring, which is exact for each pair; unset one")
         cand = np.asarray(candidates, dtype=np.int64)
-        if cand.ndim != 2 or cand.shape[0] != len(query_ids):
-            raise ValueError(f"candidates must be (queries x K) = ({len(query_ids)} x K), got shape {cand.shape}")
-        if cand.size and (cand.min() < 0 or cand.max() >= len(train_ids)):
-            raise ValueError(f"candidate indices must be in [0, {len(train_ids)}), got [{cand.min()}, {cand.max()}]")
+        if cand.ndim != 2 or cand.shape[0] != len(queries):
+            raise ValueError(f"candidates must be (queries x K) = ({len(queries)} x K), got shape {cand.shape}")
+        if cand.size and (cand.min() < 0 or cand.max() >= len(train)):
+            raise ValueError(f"candidate indices must be in [0, {len(train)}), got [{cand.min()}, {cand.max()}]")
         t0 = time.perf_counter()
-        factors, _ = self.fit_factors(train, train_ids)
-        cand_fp = hashlib.sha256(cand.tobytes() + str(cand.shape).encode()).hexdigest()[:24]
-        run_id = self.run_id_for("attribute", behaviour, ids_fingerprint(train_ids), ids_fingerprint(query_ids),
-                                 data_fingerprint(train), data_fingerprint(queries), "candidates", cand_fp)
-        block = self.config.shard_size  # queries per shard
-        n_shards = -(-len(query_ids) // block)
-        if self._already_finished(run_id):
-            return ScoreRun(run_id, n_shards, 0, time.perf_counter() - t0)
-        config = self._run_config(behaviour=behaviour, factors=factors, n_train=len(train_ids),
-                                  n_queries=len(query_ids), train_fingerprint=ids_fingerprint(train_ids),
-                                  query_fingerprint=ids_fingerprint(query_ids),
+        factors, _ = self.fit_factors(train)
+        cand_fp = array_fingerprint(cand)
+        run_id = self.run_id_for("attribute", behaviour, *_pair_identity(train, queries), "candidates", cand_fp)
+        config = self._run_config(behaviour=behaviour, factors=factors, n_train=len(train),
+                                  n_queries=len(queries), train_fingerprint=ids_fingerprint(train.ids),
+                                  query_fingerprint=ids_fingerprint(queries.ids),
                                   prefilter={"k": int(cand.shape[1]), "candidates_fingerprint": cand_fp, **prefilter},
                                   note="scores exist only for each query's candidates")
-        tids = np.asarray(train_ids, dtype=object)
-        with self.store.run("attribute", config=config, seed=self.config.seed, dataset=dataset,
-                            model_fingerprint=self.model_fingerprint, run_id=run_id):
-            done = self.store.completed_shards("scores", run_id)
-            todo = [k for k in range(n_shards) if k not in done]
-            for k in todo:
-                lo, hi = k * block, min((k + 1) * block, len(query_ids))
-                values = engine_candidate_scores(self, train, train_ids, data.Subset(queries, range(lo, hi)),
-                                                 cand[lo:hi], progress=progress)
-                q_idx = np.repeat(np.arange(lo, hi), cand.shape[1])
-                t_idx = cand[lo:hi].reshape(-1)
-                order = np.lexsort((q_idx, t_idx))  # sample-major, like full runs
-                self.store.write_scores(run_id, pa.table({
-                    "behaviour": pa.array([behaviour] * len(order), pa.string()),
-                    "query_id": pa.array(np.asarray(query_ids, dtype=object)[q_idx[order]], pa.string()),
-                    "sample_id": pa.array(tids[t_idx[order]], pa.string()),
-                    "score": pa.array(values.reshape(-1)[order].astype(np.float32)),
-                }), shard=k)
-                if on_shard:
-                    on_shard(k)
-        return ScoreRun(run_id, n_shards, len(todo), time.perf_counter() - t0)
+        tids, qids = np.asarray(train.ids, dtype=object), np.asarray(queries.ids, dtype=object)
+        loaded: list[Factors] = []  # loaded at the first shard computed, not for a finished run
+
+        def shard(k: int, lo: int, hi: int) -> pa.Table:
+            if not loaded:
+                loaded.append(self.analyzer.load_all_factors(factors))
+            values = self._candidate_values(loaded[0], train.data, data.Subset(queries.data, range(lo, hi)),
+                                            cand[lo:hi], progress=progress)
+            q_idx = np.repeat(np.arange(lo, hi), cand.shape[1])
+            t_idx = cand[lo:hi].reshape(-1)
+            order = np.lexsort((q_idx, t_idx))  # sample-major, like full runs
+            return pa.table({
+                "behaviour": pa.array([behaviour] * len(order), pa.string()),
+                "query_id": pa.array(qids[q_idx[order]], pa.string()),
+                "sample_id": pa.array(tids[t_idx[order]], pa.string()),
+                "score": pa.array(values.reshape(-1)[order].astype(np.float32)),
+            })
+
+        # a shard is a block of queries; progress is shown per shard by candidate scoring itself
+        return self._sharded_run("attribute", run_id, config, len(queries), self.config.shard_size, shard,
+                                 dataset=train.dataset, on_shard=on_shard, started=t0)
 
     def _pairwise_block(
         self, factors: str, queries: data.Dataset, train: data.Dataset, indices: list[int],
         per_module: bool = False, per_token: bool = False,
     ) -> dict[str, np.ndarray]:
         """kronfluence pairwise scores of the queries against ``indices``: module name -> array."""
-        name = f"tmp-{_key(factors, indices[0], indices[-1], time.time_ns())}"
+        name = f"tmp-{digest(factors, indices[0], indices[-1], time.time_ns())}"
         try:
             with _quiet():
                 self.analyzer.compute_pairwise_scores(
@@ -361,16 +270,7 @@ class InfluenceEngine:
 
     # ------------------------------------------------------------------ per-token
     def token_scores(
-        self,
-        behaviour: str,
-        train: data.Dataset,
-        train_ids: Sequence[str],
-        queries: data.Dataset,
-        query_ids: Sequence[str],
-        sample_ids: Sequence[str],
-        *,
-        tokenizer: Any = None,
-        dataset: str | None = None,
+        self, behaviour: str, train: Samples, queries: Samples, sample_ids: Sequence[str], *, tokenizer: Any = None,
     ) -> ScoreRun:
         """Per-token decomposition of the scores of ``sample_ids`` (a few training samples) into ``score_parts``.
 
@@ -379,39 +279,34 @@ class InfluenceEngine:
         show *which tokens* made a sample influential (for reports). It costs a sequence length
         times more output than pairwise scores: meant for the top samples of a behaviour, not all.
         """
-        _check_ids(train, train_ids, "train")
-        _check_ids(queries, query_ids, "query")
-        where = {sid: i for i, sid in enumerate(train_ids)}
+        where = {sid: i for i, sid in enumerate(train.ids)}
         missing = [s for s in sample_ids if s not in where]
         if missing:
             raise ValueError(f"{len(missing)} sample ids are not in the training ids, e.g. {missing[0]}")
         indices = [where[s] for s in sample_ids]
         t0 = time.perf_counter()
-        factors, _ = self.fit_factors(train, train_ids)
-        run_id = self.run_id_for("token-scores", behaviour, ids_fingerprint(train_ids), ids_fingerprint(query_ids),
-                                 data_fingerprint(train), data_fingerprint(queries), ids_fingerprint(sample_ids))
-        if self._already_finished(run_id):
-            return ScoreRun(run_id, 1, 0, time.perf_counter() - t0)
-        config = self._run_config(behaviour=behaviour, factors=factors, n_train=len(train_ids),
-                                  n_queries=len(query_ids), sample_ids=list(sample_ids), per_token=True)
-        with self.store.run("token-scores", config=config, seed=self.config.seed, dataset=dataset,
-                            model_fingerprint=self.model_fingerprint, run_id=run_id):
-            per_token = self._pairwise_block(factors, queries, train, indices, per_token=True)["all_modules"]  # (Q, n, T)
-            cols: dict[str, list] = {k: [] for k in ("query_id", "sample_id", "position", "token", "score")}
-            for j, i in enumerate(indices):
-                item = train[i]
+        factors, _ = self.fit_factors(train)
+        run_id = self.run_id_for("token-scores", behaviour, *_pair_identity(train, queries), ids_fingerprint(sample_ids))
+        config = self._run_config(behaviour=behaviour, factors=factors, n_train=len(train),
+                                  n_queries=len(queries), sample_ids=list(sample_ids), per_token=True)
+
+        def shard(k: int, lo: int, hi: int) -> pa.Table:  # one shard: every chosen sample
+            per_token = self._pairwise_block(factors, queries.data, train.data, indices, per_token=True)["all_modules"]
+            cols: dict[str, list] = {c: [] for c in ("query_id", "sample_id", "position", "token", "score")}
+            for j, i in enumerate(indices):  # per_token: (Q, n, T)
+                item = train.data[i]
                 mask = item["attention_mask"].bool() if "attention_mask" in item else torch.ones_like(item["input_ids"]).bool()
                 positions = torch.nonzero(mask).flatten().tolist()
                 tokens = (tokenizer.convert_ids_to_tokens(item["input_ids"][positions].tolist())
                           if tokenizer is not None else [None] * len(positions))
-                for q, qid in enumerate(query_ids):
+                for q, qid in enumerate(queries.ids):
                     cols["query_id"] += [qid] * len(positions)
                     cols["sample_id"] += [sample_ids[j]] * len(positions)
                     cols["position"] += positions
                     cols["token"] += tokens
                     cols["score"] += per_token[q, j, positions].tolist()
             n = len(cols["score"])
-            self.store.write_score_parts(run_id, pa.table({
+            return pa.table({
                 "behaviour": pa.array([behaviour] * n, pa.string()),
                 "query_id": pa.array(cols["query_id"], pa.string()),
                 "sample_id": pa.array(cols["sample_id"], pa.string()),
@@ -419,57 +314,93 @@ class InfluenceEngine:
                 "position": pa.array(cols["position"], pa.int32()),
                 "token": pa.array(cols["token"], pa.string()),
                 "score": pa.array(cols["score"], pa.float32()),
-            }), shard=0)
-        return ScoreRun(run_id, 1, 1, time.perf_counter() - t0)
+            })
+
+        return self._sharded_run("token-scores", run_id, config, 1, 1, shard, table="score_parts",
+                                 dataset=train.dataset, started=t0)
 
     # ------------------------------------------------------------------ self-influence
-    def self_scores(
-        self, train: data.Dataset, train_ids: Sequence[str], *, dataset: str | None = None, progress: bool = False
-    ) -> ScoreRun:
+    def self_scores(self, train: Samples, *, progress: bool = False) -> ScoreRun:
         """Self-influence of every training sample into ``self_scores`` (method ``self_<strategy>``)."""
-        _check_ids(train, train_ids, "train")
         t0 = time.perf_counter()
-        factors, _ = self.fit_factors(train, train_ids)
-        run_id = self.run_id_for("self-influence", ids_fingerprint(train_ids), data_fingerprint(train))
-        n_shards = -(-len(train_ids) // self.config.shard_size)
-        if self._already_finished(run_id):
-            return ScoreRun(run_id, n_shards, 0, time.perf_counter() - t0)
-        config = self._run_config(factors=factors, n_train=len(train_ids), train_fingerprint=ids_fingerprint(train_ids))
+        factors, _ = self.fit_factors(train)
+        run_id = self.run_id_for("self-influence", ids_fingerprint(train.ids), data_fingerprint(train.data))
+        config = self._run_config(factors=factors, n_train=len(train), train_fingerprint=ids_fingerprint(train.ids))
         method = f"self_{self.config.strategy}"
-        with self.store.run("self-influence", config=config, seed=self.config.seed, dataset=dataset,
-                            model_fingerprint=self.model_fingerprint, run_id=run_id):
-            done = self.store.completed_shards("self_scores", run_id)
-            todo = [k for k in range(n_shards) if k not in done]
-            with _shard_progress(progress, "self-influence", len(train_ids), len(done) * self.config.shard_size) as bar:
-                for k in todo:
-                    lo, hi = k * self.config.shard_size, min((k + 1) * self.config.shard_size, len(train_ids))
-                    name = f"tmp-self-{_key(factors, lo, hi, time.time_ns())}"
-                    try:
-                        with _quiet():
-                            self.analyzer.compute_self_scores(
-                                scores_name=name, factors_name=factors, train_dataset=train,
-                                train_indices=list(range(lo, hi)),
-                                per_device_train_batch_size=self.config.batch_size,
-                                score_args=self.config.score_arguments(), overwrite_output_dir=True,
-                            )
-                        values = self.analyzer.load_self_scores(name)["all_modules"].float().cpu().numpy()
-                    finally:
-                        shutil.rmtree(self.analyzer.scores_output_dir(name), ignore_errors=True)
-                    self.store.write_self_scores(run_id, {
-                        "sample_id": list(train_ids[lo:hi]), "method": [method] * (hi - lo),
-                        "score": values.astype(np.float32),
-                    }, shard=k)
-                    bar(hi - lo)
-        return ScoreRun(run_id, n_shards, len(todo), time.perf_counter() - t0)
 
-    # ------------------------------------------------------------------ helpers
-    def _already_finished(self, run_id: str) -> bool:
-        df = self.store.sql("SELECT status FROM runs WHERE run_id = ?", [run_id])
-        return df.height > 0 and df["status"][0] == "finished"
+        def shard(k: int, lo: int, hi: int) -> dict[str, Any]:
+            name = f"tmp-self-{digest(factors, lo, hi, time.time_ns())}"
+            try:
+                with _quiet():
+                    self.analyzer.compute_self_scores(
+                        scores_name=name, factors_name=factors, train_dataset=train.data,
+                        train_indices=list(range(lo, hi)),
+                        per_device_train_batch_size=self.config.batch_size,
+                        score_args=self.config.score_arguments(), overwrite_output_dir=True,
+                    )
+                values = self.analyzer.load_self_scores(name)["all_modules"].float().cpu().numpy()
+            finally:
+                shutil.rmtree(self.analyzer.scores_output_dir(name), ignore_errors=True)
+            return {"sample_id": list(train.ids[lo:hi]), "method": [method] * (hi - lo), "score": values.astype(np.float32)}
+
+        return self._sharded_run("self-influence", run_id, config, len(train), self.config.shard_size, shard,
+                                 "self-influence", table="self_scores", dataset=train.dataset, progress=progress,
+                                 started=t0)
+
+    # ------------------------------------------------------------------ the sharded run
+    def _sharded_run(
+        self,
+        kind: str,
+        run_id: str,
+        config: dict[str, Any],
+        n_items: int,
+        shard_size: int,
+        compute_shard: Callable[[int, int, int], Any],
+        progress_label: str | None = None,
+        *,
+        table: str = "scores",
+        dataset: str | None = None,
+        progress: bool = False,
+        on_shard: Callable[[int], None] | None = None,
+        started: float | None = None,
+    ) -> ScoreRun:
+        """The skeleton of every scoring call: a resumable run of ``ceil(n_items / shard_size)`` shards.
+
+        A finished run with ``run_id`` is returned as is. Otherwise the run (``kind``, ``config``,
+        ``dataset``) is opened or resumed in the store, and each shard ``k`` of ``table`` not yet
+        written is computed by ``compute_shard(k, lo, hi)`` (items ``lo:hi``) and written at once;
+        ``on_shard(k)`` follows each write. ``progress_label`` names a progress display over the
+        items (none without one).
+        """
+        started = time.perf_counter() if started is None else started
+        n_shards = -(-n_items // shard_size)
+        if run_finished(self.store, run_id):
+            return ScoreRun(run_id, n_shards, 0, time.perf_counter() - started)
+        write = {"scores": self.store.write_scores, "self_scores": self.store.write_self_scores,
+                 "score_parts": self.store.write_score_parts}[table]
+        with self.store.run(kind, config=config, seed=self.config.seed, dataset=dataset,
+                            model_fingerprint=self.model_fingerprint, run_id=run_id):
+            done = self.store.completed_shards(table, run_id)
+            todo = [k for k in range(n_shards) if k not in done]
+            with _shard_progress(progress and progress_label is not None, progress_label or kind, n_items,
+                                 len(done) * shard_size) as advance:
+                for k in todo:
+                    lo, hi = k * shard_size, min((k + 1) * shard_size, n_items)
+                    write(run_id, compute_shard(k, lo, hi), shard=k)
+                    advance(hi - lo)
+                    if on_shard:
+                        on_shard(k)
+        return ScoreRun(run_id, n_shards, len(todo), time.perf_counter() - started)
 
     def _run_config(self, **extra: Any) -> dict[str, Any]:
         return {"engine": asdict(self.config), "tracked_modules": self.task.get_influence_tracked_modules(),
                 "sign": "positive = training on the sample lowered the query loss", **extra}
+
+
+def run_finished(store: stores.Store, run_id: str) -> bool:
+    """Whether the store holds run ``run_id`` as finished (a repeated request then does nothing)."""
+    df = store.sql("SELECT status FROM runs WHERE run_id = ?", [run_id])
+    return df.height > 0 and df["status"][0] == "finished"
 
 
 def score_matrix(store: stores.Store, run_id: str, query_ids: Sequence[str], train_ids: Sequence[str]) -> np.ndarray:
@@ -485,6 +416,12 @@ def score_matrix(store: stores.Store, run_id: str, query_ids: Sequence[str], tra
     if np.isnan(out).any():
         raise stores.StoreError(f"run {run_id} lacks scores for {int(np.isnan(out).sum())} (query, sample) pairs")
     return out
+
+
+def _pair_identity(train: Samples, queries: Samples) -> list[str]:
+    """The training and query samples' part of a run id: their ids' and their data's fingerprints."""
+    return [ids_fingerprint(train.ids), ids_fingerprint(queries.ids), data_fingerprint(train.data),
+            data_fingerprint(queries.data)]
 
 
 def _module_parts_table(behaviour: str, qids: np.ndarray, sids: np.ndarray, n: int,
@@ -505,11 +442,6 @@ def _module_parts_table(behaviour: str, qids: np.ndarray, sids: np.ndarray, n: i
     return pa.concat_tables(blocks)
 
 
-def _check_ids(dataset: data.Dataset, ids: Sequence[str], what: str) -> None:
-    if len(dataset) != len(ids):  # type: ignore[arg-type]
-        raise ValueError(f"{what} dataset has {len(dataset)} samples but {len(ids)} ids were given")  # type: ignore[arg-type]
-
-
 @contextlib.contextmanager
 def _quiet():
     """Silence kronfluence's per-call warnings (GradScaler FutureWarning) without hiding ours."""
@@ -523,6 +455,13 @@ def _quiet():
 
 @contextlib.contextmanager
 def _shard_progress(enabled: bool, label: str, total: int, done: int):
-    """Progress over training samples with samples/s and time left; yields an ``advance(n)`` function."""
+    """Progress over items (samples) with items/s and time left; yields an ``advance(n)`` function."""
     with StepProgress(label, total, unit="samples", done=done, enabled=enabled) as bar:
         yield bar.advance
+
+
+# re-exported: callers import these from the engine
+__all__ = [
+    "STRATEGIES", "EngineConfig", "InfluenceEngine", "Samples", "ScoreRun", "field_help", "model_fingerprint",
+    "run_finished", "score_matrix",
+]

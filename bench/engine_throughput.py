@@ -64,7 +64,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy.stats import spearmanr
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -80,7 +80,7 @@ from _common import (  # noqa: E402
 )
 
 import stores  # noqa: E402
-from attribution.data import CompletionDataset, char_tokenizer  # noqa: E402
+from attribution.data import CompletionDataset, Samples, char_tokenizer  # noqa: E402
 from attribution.engine import EngineConfig, InfluenceEngine, score_matrix  # noqa: E402
 from attribution.prefilter import tfidf_candidates  # noqa: E402
 from attribution.tasks import CausalLMTask, linearize_conv1d, mlp_linear_modules  # noqa: E402
@@ -195,7 +195,7 @@ def memory_child(n: int, work: Path, model_dir: Path, args: argparse.Namespace) 
 import sys, torch
 sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
 import stores
-from attribution.data import CompletionDataset
+from attribution.data import CompletionDataset, Samples
 from attribution.engine import EngineConfig, InfluenceEngine
 from attribution.models import load_causal_lm, load_tokenizer
 from attribution.tasks import CausalLMTask
@@ -207,7 +207,7 @@ p, c = pairs({n}, 1); qp, qc = pairs(10, 2)
 train = CompletionDataset(p, c, tok, 24); queries = CompletionDataset(qp, qc, tok, 24)
 store = stores.open({str(work / f"mem-{n}")!r})
 eng = InfluenceEngine(store, model, CausalLMTask(model), EngineConfig(batch_size={args.batch_size}, shard_size=1024, covariance_max_examples=500))
-eng.pairwise_scores("q", train, [f"t{{i}}" for i in range({n})], queries, [f"q{{i}}" for i in range(10)])
+eng.pairwise_scores("q", Samples(train, [f"t{{i}}" for i in range({n})]), Samples(queries, [f"q{{i}}" for i in range(10)]))
 print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -258,16 +258,16 @@ def main(argv: list[str] | None = None) -> dict:
     tok = char_tokenizer(ALPHABET)
     tp, tc = pairs(n_train, 1)
     pq_, pc_ = pairs(n_p, 2)  # the first n_q are the pairwise / low-rank queries
-    train_ds = CompletionDataset(tp, tc, tok, 24)
-    many = CompletionDataset(pq_, pc_, tok, 24)
-    query_ds = CompletionDataset(pq_[:n_q], pc_[:n_q], tok, 24)
-
-    def first(nq: int):
-        """The first ``nq`` prefilter queries (the dataset itself when all: no per-item fingerprinting)."""
-        return many if nq == n_p else Subset(many, range(nq))
-
     ids, many_ids = [f"t{i}" for i in range(n_train)], [f"q{i}" for i in range(n_p)]
     qids = many_ids[:n_q]
+    train_ds = CompletionDataset(tp, tc, tok, 24)
+    train_s = Samples(train_ds, ids)
+    many = Samples(CompletionDataset(pq_, pc_, tok, 24), many_ids)
+    query_s = Samples(CompletionDataset(pq_[:n_q], pc_[:n_q], tok, 24), qids)
+
+    def first(nq: int) -> Samples:
+        """The first ``nq`` prefilter queries (the dataset itself when all: no per-item fingerprinting)."""
+        return many if nq == n_p else many.subset(range(nq))
     model = build_model(tok, args.seed)
     t0 = time.perf_counter()
     train(model, train_ds, args.train_steps, args.seed)
@@ -290,19 +290,19 @@ def main(argv: list[str] | None = None) -> dict:
         full_cfg = EngineConfig(strategy="ekfac", batch_size=args.batch_size, shard_size=n_train)
         engine = InfluenceEngine(store, model, CausalLMTask(model), full_cfg)
         s0 = time.perf_counter()
-        engine.fit_factors(train_ds, ids)
+        engine.fit_factors(train_s)
         timings["fit_factors_s"] = time.perf_counter() - s0
 
         # ---- pairwise scoring at 1 and Q queries, and low rank at Q
         runs = {}
         for label, nq in (("pairwise_1_query_s", 1), (label_q, n_q)):
             s0 = time.perf_counter()
-            runs[label] = engine.pairwise_scores(label, train_ds, ids, Subset(query_ds, range(nq)), qids[:nq])
+            runs[label] = engine.pairwise_scores(label, train_s, query_s.subset(range(nq)))
             timings[label] = time.perf_counter() - s0
         low_cfg = EngineConfig(strategy="ekfac", batch_size=args.batch_size, shard_size=n_train, low_rank=args.rank)
         low_engine = InfluenceEngine(store, model, CausalLMTask(model), low_cfg)
         s0 = time.perf_counter()
-        low_run = low_engine.pairwise_scores(label_q, train_ds, ids, query_ds, qids)
+        low_run = low_engine.pairwise_scores(label_q, train_s, query_s)
         timings[f"pairwise_{n_q}_queries_lowrank_s"] = time.perf_counter() - s0
         full_q = score_matrix(store, runs[label_q].run_id, qids, ids)
         low = score_matrix(store, low_run.run_id, qids, ids)
@@ -315,15 +315,15 @@ def main(argv: list[str] | None = None) -> dict:
 
         # ---- prefilter: full scoring at P queries (the truth), the K = N control, the prefilter at each K
         s0 = time.perf_counter()
-        full_run = engine.pairwise_scores(f"full_{n_p}", train_ds, ids, many, many_ids)
+        full_run = engine.pairwise_scores(f"full_{n_p}", train_s, many)
         full_s = time.perf_counter() - s0
         full = score_matrix(store, full_run.run_id, many_ids, ids)
         scale = float(np.abs(full).max())
 
         s0 = time.perf_counter()
         everything = np.tile(np.arange(n_train), (n_c, 1))
-        control_run = engine.pairwise_scores("control_k_eq_n", train_ds, ids, first(n_c), many_ids[:n_c],
-                                             candidates=everything, prefilter={"method": "none: K = N control"})
+        control_run = engine.pairwise_scores("control_k_eq_n", train_s, first(n_c), candidates=everything,
+                                             prefilter={"method": "none: K = N control"})
         control_s = time.perf_counter() - s0
         control = score_matrix(store, control_run.run_id, many_ids[:n_c], ids)
         diff = float(np.abs(control - full[:n_c]).max())
@@ -345,8 +345,8 @@ def main(argv: list[str] | None = None) -> dict:
                 s0 = time.perf_counter()
                 cand = tfidf_candidates(texts, query_texts[:nq], k)
                 pick_s = time.perf_counter() - s0
-                crun = engine.pairwise_scores(f"prefilter_{k}", train_ds, ids, first(nq), many_ids[:nq],
-                                              candidates=cand, prefilter={"method": "tfidf", "analyzer": "char_wb"})
+                crun = engine.pairwise_scores(f"prefilter_{k}", train_s, first(nq), candidates=cand,
+                                              prefilter={"method": "tfidf", "analyzer": "char_wb"})
                 total_s = time.perf_counter() - s0
                 entry[f"prefilter_{nq}_queries_s"] = total_s
                 entry[f"pick_{nq}_queries_s"] = pick_s

@@ -77,12 +77,13 @@ from _common import (  # noqa: E402
 
 import stores  # noqa: E402
 from attribution.baselines import per_sample_losses  # noqa: E402
+from attribution.data import Samples  # noqa: E402
 from attribution.engine import EngineConfig, InfluenceEngine, score_matrix  # noqa: E402
 from attribution.lds import linear_datamodeling_score  # noqa: E402
+from attribution.strategies import STRATEGIES  # noqa: E402
 from attribution.tasks import ClassifierTask, RegressionTask  # noqa: E402
 
 CONCRETE = Path(__file__).resolve().parents[2] / "shared" / "data" / "uci-concrete" / "concrete.data"
-STRATEGIES = ("ekfac", "kfac", "diagonal", "identity")
 METHODS = (*STRATEGIES, "kronfluence_defaults", "trak", "trak_1", "loss", "random")
 DAMPING_SWEEP = (1e-8, 1e-4, 1e-2)  # beside the heuristic; 1e-8 is kronfluence's default
 TRAINING = {"lr_concrete": 0.03, "lr_digits": 0.1, "weight_decay": 1e-4}
@@ -279,7 +280,7 @@ def engine_scores(kind: str, model: nn.Module, split: Split, strategy: str, damp
         store = stores.open(Path(tmp) / "store")
         engine = InfluenceEngine(store, copy.deepcopy(model), task, EngineConfig(
             strategy=strategy, damping=damping, batch_size=128, shard_size=len(ids), seed=seed))
-        run = engine.pairwise_scores("queries", split.train, ids, split.queries, qids)
+        run = engine.pairwise_scores("queries", Samples(split.train, ids), Samples(split.queries, qids))
         return score_matrix(store, run.run_id, qids, ids)
 
 

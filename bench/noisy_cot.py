@@ -44,9 +44,10 @@ from _common import (  # noqa: E402
 from rich.console import Console  # noqa: E402
 
 import stores  # noqa: E402
-from curation.config import NoisyCoTConfig, default_config_path, load_config  # noqa: E402
+from curation.config import default_config_path, load_config  # noqa: E402
 from curation.evaluation import detection_metrics, mean_spread  # noqa: E402
 from curation.noisy_cot import NoisyCoTPipeline  # noqa: E402
+from curation.pipelines.noisy_cot.config import NoisyCoTConfig  # noqa: E402
 from filters.evidence import self_score_evidence  # noqa: E402
 from filters.noisy_cot import combine_ranks  # noqa: E402
 

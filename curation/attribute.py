@@ -140,45 +140,42 @@ def run_attribution(store: stores.Store, req: AttributeRequest, *, progress: boo
 
     tok, max_length = None, None
     if req.task == "causal-lm":
-        from attribution.data import completion_dataset_from_store
+        from attribution.data import completion_samples
         from attribution.models import load_causal_lm, load_tokenizer
         from attribution.tasks import CausalLMTask
 
         net = load_causal_lm(req.model)
         max_length = resolve_max_length(req.max_length, model_context_length(net), req.model)
         tok = load_tokenizer(req.tokenizer or req.model)
-        train_ds, train_ids = completion_dataset_from_store(store, req.train, tok, max_length)
-        _check_rows(len(train_ids), "training dataset", req.train)
-        query_ds, query_ids = completion_dataset_from_store(store, query_dataset, tok, max_length, wanted)
+        train = completion_samples(store, req.train, tok, max_length)
+        _check_rows(len(train), "training dataset", req.train)
+        queries = completion_samples(store, query_dataset, tok, max_length, wanted)
         influence_task = CausalLMTask(net)
     else:
-        from attribution.data import tabular_dataset_from_store
+        from attribution.data import tabular_samples
         from attribution.models import load_mlp
         from attribution.tasks import ClassifierTask, RegressionTask
 
         net = load_mlp(req.model)
         regression = req.task == "regression"
-        train_ds, train_ids, cols = tabular_dataset_from_store(store, req.train, req.features, req.label_field,
-                                                               regression=regression)
-        _check_rows(len(train_ids), "training dataset", req.train)
-        query_ds, query_ids, _ = tabular_dataset_from_store(store, query_dataset, cols, req.label_field, wanted,
-                                                            regression=regression)
-        if train_ds.tensors[0].shape[1] != net.config["n_in"]:
+        train, cols = tabular_samples(store, req.train, req.features, req.label_field, regression=regression)
+        _check_rows(len(train), "training dataset", req.train)
+        queries, _ = tabular_samples(store, query_dataset, cols, req.label_field, wanted, regression=regression)
+        if train.data.tensors[0].shape[1] != net.config["n_in"]:
             raise AttributeRequestError(
                 f"--features: the model takes {net.config['n_in']} features, the data has "
-                f"{train_ds.tensors[0].shape[1]} ({', '.join(cols)})")
+                f"{train.data.tensors[0].shape[1]} ({', '.join(cols)})")
         influence_task = RegressionTask() if regression else ClassifierTask()
-    _check_rows(len(query_ids), "query set" if req.queries is None else "query dataset", query_dataset)
+    _check_rows(len(queries), "query set" if req.queries is None else "query dataset", query_dataset)
 
     cfg = EngineConfig(strategy=req.strategy, damping=req.damping, batch_size=req.batch_size,
                        shard_size=req.shard_size, low_rank=req.low_rank, seed=req.seed)
     engine = InfluenceEngine(store, net, influence_task, cfg)
-    res = engine.pairwise_scores(behaviour, train_ds, train_ids, query_ds, query_ids, dataset=req.train,
-                                 per_module=req.per_module, progress=progress)
+    res = engine.pairwise_scores(behaviour, train, queries, per_module=req.per_module, progress=progress)
     if req.queries is not None:  # registered only now: a failed run leaves no behaviour behind
-        store.add_behaviour(behaviour, req.queries, measurement, query_ids=query_ids,
+        store.add_behaviour(behaviour, req.queries, measurement, query_ids=queries.ids,
                             description=f"{measurement} of {req.queries}", replace=True)
-    result = AttributeResult(behaviour=behaviour, run_id=res.run_id, n_train=len(train_ids), n_queries=len(query_ids),
+    result = AttributeResult(behaviour=behaviour, run_id=res.run_id, n_train=len(train), n_queries=len(queries),
                              shards_computed=res.shards_computed, shards_total=res.shards_total, seconds=res.seconds,
                              max_length=max_length)
     if req.explain_top:
@@ -186,10 +183,9 @@ def run_attribution(store: stores.Store, req: AttributeRequest, *, progress: boo
             """SELECT DISTINCT sample_id FROM scores WHERE run_id = ?
                QUALIFY row_number() OVER (PARTITION BY query_id ORDER BY abs(score) DESC) <= ?""",
             [res.run_id, req.explain_top])["sample_id"].to_list())
-        chosen = [sid for sid in train_ids if sid in top]
-        tres = engine.token_scores(behaviour, train_ds, train_ids, query_ds, query_ids, chosen, tokenizer=tok,
-                                   dataset=req.train)
+        chosen = [sid for sid in train.ids if sid in top]
+        tres = engine.token_scores(behaviour, train, queries, chosen, tokenizer=tok)
         result.token_run_id, result.n_explained = tres.run_id, len(chosen)
     if req.self_influence:
-        result.self_run_id = engine.self_scores(train_ds, train_ids, dataset=req.train, progress=progress).run_id
+        result.self_run_id = engine.self_scores(train, progress=progress).run_id
     return result

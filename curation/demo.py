@@ -17,8 +17,9 @@ from rich.table import Table
 
 import stores
 
-from .config import NoisyCoTConfig, default_config_path, load_config
+from .config import default_config_path, load_config
 from .noisy_cot import NoisyCoTPipeline, NoisyCoTResult
+from .pipelines.noisy_cot.config import NoisyCoTConfig
 
 METHOD_LABELS = {
     "random": "random",

@@ -32,7 +32,7 @@ from rich.console import Console
 
 import stores
 from attribution.baselines import loss_scores, random_scores
-from attribution.data import completion_dataset_from_store
+from attribution.data import completion_dataset_from_store, completion_samples
 from attribution.engine import EngineConfig, InfluenceEngine
 from attribution.models import load_causal_lm, load_tokenizer, quiet_transformers
 from attribution.tasks import CausalLMTask
@@ -42,7 +42,6 @@ from stores.atomic import atomic_write_text
 from stores.curate import curate
 from stores.ingest import ingest
 
-from .config import NoisyCoTConfig
 from .errors import PipelineError
 from .evaluation import answer_accuracy, detection_metrics, flag_metrics, gap_recovered
 from .lm import (
@@ -53,6 +52,7 @@ from .lm import (
     trace_tokenizer,
     train_lm,
 )
+from .pipelines.noisy_cot.config import NoisyCoTConfig
 
 EVIDENCE_METHODS = ("random", "loss", "self_influence", "query_push")
 
@@ -244,16 +244,15 @@ class NoisyCoTPipeline:
         tok = load_tokenizer(folder)
         model = load_causal_lm(folder)
         task = CausalLMTask(model)
-        train_ds, train_ids = completion_dataset_from_store(self.store, train_name, tok, self.lm_cfg.max_length)
+        train = completion_samples(self.store, train_name, tok, self.lm_cfg.max_length)
         engine = InfluenceEngine(self.store, model, task, EngineConfig(
             strategy=a.strategy, damping=a.damping, batch_size=a.batch_size, shard_size=1024, seed=self.cfg.seed))
         runs = {}
         t0 = time.perf_counter()
-        runs["self_influence"] = engine.self_scores(train_ds, train_ids, dataset=train_name,
-                                                    progress=self.progress).run_id
+        runs["self_influence"] = engine.self_scores(train, progress=self.progress).run_id
         self.result.seconds["self_influence"] = time.perf_counter() - t0
-        runs["loss"] = loss_scores(self.store, model, task, train_ds, train_ids, dataset=train_name).run_id
-        runs["random"] = random_scores(self.store, train_ids, seed=self.cfg.seed, dataset=train_name).run_id
+        runs["loss"] = loss_scores(self.store, model, task, train).run_id
+        runs["random"] = random_scores(self.store, train, seed=self.cfg.seed).run_id
         failing = [i for i in np.flatnonzero(~correct)][: a.max_failing_queries]
         if failing and self.cfg.data.n_dev:
             dev = self.store.read_samples(self.dev_name, columns=["prompt"])
@@ -273,18 +272,16 @@ class NoisyCoTPipeline:
             self.store.add_behaviour(behaviour, fail_name, "completion_nll",
                                      description="the model's own wrong answers to failing dev problems",
                                      replace=True)
-            q_ds, q_ids = completion_dataset_from_store(self.store, fail_name, tok, self.lm_cfg.max_length)
+            queries = completion_samples(self.store, fail_name, tok, self.lm_cfg.max_length)
             t0 = time.perf_counter()
-            runs["query_push"] = engine.pairwise_scores(behaviour, train_ds, train_ids, q_ds, q_ids,
-                                                        dataset=train_name, progress=self.progress).run_id
+            runs["query_push"] = engine.pairwise_scores(behaviour, train, queries, progress=self.progress).run_id
             # per-token scores of each wrong answer's top 3 pushers: which tokens did the pushing (reports)
             top = self.store.sql(
                 """SELECT DISTINCT sample_id FROM scores WHERE run_id = ?
                    QUALIFY row_number() OVER (PARTITION BY query_id ORDER BY score DESC) <= 3""",
                 [runs["query_push"]])["sample_id"].to_list()
-            chosen = [sid for sid in train_ids if sid in set(top)][:60]
-            runs["token_scores"] = engine.token_scores(behaviour, train_ds, train_ids, q_ds, q_ids, chosen,
-                                                       tokenizer=tok, dataset=train_name).run_id
+            chosen = [sid for sid in train.ids if sid in set(top)][:60]
+            runs["token_scores"] = engine.token_scores(behaviour, train, queries, chosen, tokenizer=tok).run_id
             self.result.seconds["query_influence"] = time.perf_counter() - t0
         return runs
 

@@ -23,7 +23,7 @@ SETUP_TEMPLATE = '''\
 import tempfile, pathlib
 import polars as pl
 import stores
-from curation.config import NoisyCoTConfig
+from curation.pipelines.noisy_cot.config import NoisyCoTConfig
 from curation.noisy_cot import NoisyCoTPipeline
 
 # A small store built by the noisy-CoT pipeline (the demo's steps on a smaller config, CPU).

@@ -4,7 +4,7 @@
 >>> store = stores.open("curation-store")
 >>> store.sql("SELECT dataset, count(*) FROM samples GROUP BY 1")
 
-Layout and guarantees are described in :mod:`stores.store` and docs/store.md.
+Layout and guarantees are described in :mod:`stores.catalog`, :mod:`stores.store` and docs/store.md.
 """
 
 from __future__ import annotations

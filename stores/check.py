@@ -25,19 +25,12 @@ import duckdb
 import pyarrow.parquet as pq
 
 from .atomic import _TEMP_RE, _pid_alive
+from .catalog import CATALOG_NAME, Catalog, default_store_path
+from .damage import GUARD_ALIAS, first_line, short_reason
 from .errors import CatalogCorruptError, StoreError, StoreNotFoundError
+from .runs import process_gone
 from .schema import SCHEMA_VERSION, SHARD_TABLES
-from .store import (
-    _GUARD_ALIAS,
-    _PART_RE,
-    CATALOG_NAME,
-    Store,
-    _first_line,
-    _process_gone,
-    _reason,
-    _validated_metadata,
-    default_store_path,
-)
+from .shards import PART_RE, validated_metadata
 
 ERROR = "error"
 WARNING = "warning"
@@ -151,7 +144,7 @@ def check_store(
     path = Path(root) if root is not None else default_store_path()
     if not path.is_dir():
         raise StoreNotFoundError(f"no store at {path}: not a folder")
-    store = Store(path, lock_timeout=lock_timeout)
+    store = Catalog(path, lock_timeout=lock_timeout)
     report = CheckReport(store.root)
     if read_data is False:
         report.counts["footers_only"] = 1
@@ -174,7 +167,7 @@ class _Registry:
     runs: dict[str, str]
 
 
-def _check_catalog(store: Store, report: CheckReport) -> _Registry | None:
+def _check_catalog(store: Catalog, report: CheckReport) -> _Registry | None:
     """Open the catalog and read every table in full; the registry, or None when it cannot be trusted."""
     if not store.catalog_path.exists():
         report.add(
@@ -183,7 +176,7 @@ def _check_catalog(store: Store, report: CheckReport) -> _Registry | None:
         )
         return None
     try:
-        con = store._open_duckdb(read_only=True)
+        con = store.open_duckdb(read_only=True)
     except CatalogCorruptError as exc:
         report.add(CATALOG_NAME, "catalog_corrupt", _corrupt(store, "the catalog", exc.__cause__ or exc, "opened"))
         return None
@@ -193,7 +186,7 @@ def _check_catalog(store: Store, report: CheckReport) -> _Registry | None:
         con.close()
 
 
-def _read_catalog(store: Store, con: duckdb.DuckDBPyConnection, report: CheckReport) -> _Registry | None:
+def _read_catalog(store: Catalog, con: duckdb.DuckDBPyConnection, report: CheckReport) -> _Registry | None:
     damaged = False
     try:
         tables = con.execute(
@@ -239,7 +232,7 @@ def _read_catalog(store: Store, con: duckdb.DuckDBPyConnection, report: CheckRep
         guarded = [
             v for (v,) in con.execute(
                 "SELECT view_name FROM duckdb_views() WHERE NOT internal AND contains(sql, ?) ORDER BY 1",
-                [_GUARD_ALIAS],
+                [GUARD_ALIAS],
             ).fetchall()
         ]
     except (duckdb.Error, ValueError, TypeError) as exc:
@@ -249,7 +242,7 @@ def _read_catalog(store: Store, con: duckdb.DuckDBPyConnection, report: CheckRep
     report.counts["runs"] = len(runs)
     host = socket.gethostname()
     for run_id, pid, run_host in running:
-        if run_host == host and _process_gone(pid):
+        if run_host == host and process_gone(pid):
             report.add(
                 run_id, "stuck_run",
                 f"recorded as running, but its process (pid {pid}) is gone: it was killed or crashed. "
@@ -266,15 +259,15 @@ def _read_catalog(store: Store, con: duckdb.DuckDBPyConnection, report: CheckRep
     return None if damaged else _Registry(shards, runs)
 
 
-def _corrupt(store: Store, what: str, exc: BaseException, verb: str = "read") -> str:
+def _corrupt(store: Catalog, what: str, exc: BaseException, verb: str = "read") -> str:
     return (
-        f"{what} cannot be {verb} ({_reason(str(exc))}): restore {CATALOG_NAME} from a backup; the shard files "
+        f"{what} cannot be {verb} ({short_reason(str(exc))}): restore {CATALOG_NAME} from a backup; the shard files "
         f"under {store.data_dir.name}/ are separate and checked below"
     )
 
 
 # ---------------------------------------------------------------------- shards
-def _check_registered_shards(store: Store, report: CheckReport, registry: _Registry, read_data: bool) -> None:
+def _check_registered_shards(store: Catalog, report: CheckReport, registry: _Registry, read_data: bool) -> None:
     report.counts.setdefault("shards", 0)
     report.counts.setdefault("shards_ok", 0)
     report.counts.setdefault("shard_rows", 0)
@@ -298,7 +291,7 @@ def _check_registered_shards(store: Store, report: CheckReport, registry: _Regis
 
 
 def _shard_problem(
-    store: Store, table: str, rel: str, n_rows: int | None, size: int | None, read_data: bool
+    store: Catalog, table: str, rel: str, n_rows: int | None, size: int | None, read_data: bool
 ) -> tuple[str, str] | None:
     """The first thing wrong with one shard file, as (kind, message), or None."""
     path = store.root / rel
@@ -312,12 +305,12 @@ def _shard_problem(
             f"{actual} bytes on disk, {size} recorded when it was registered (truncated or replaced): {restore}"
         )
     try:
-        meta = _validated_metadata(table, path)
+        meta = validated_metadata(table, path)
     except StoreError as exc:
         cause = exc.__cause__
         if cause is not None:  # not Parquet at all, or a damaged footer
-            return "shard_unreadable", f"not a readable Parquet file ({_first_line(str(cause))}): {restore}"
-        return "shard_schema", f"{_first_line(str(exc)).replace(str(path), 'shard')}: {restore}"
+            return "shard_unreadable", f"not a readable Parquet file ({first_line(str(cause))}): {restore}"
+        return "shard_schema", f"{first_line(str(exc)).replace(str(path), 'shard')}: {restore}"
     if n_rows is not None and meta.num_rows != n_rows:
         return "shard_rows", f"{meta.num_rows} rows in its footer, {n_rows} recorded: {restore}"
     if read_data:
@@ -334,7 +327,7 @@ def _read_through(path: Path) -> str | None:
         for _batch in pf.iter_batches(batch_size=_BATCH_ROWS):
             pass
     except Exception as exc:  # noqa: BLE001 - whatever pyarrow raises, the file cannot be read
-        return _first_line(str(exc)) or type(exc).__name__
+        return first_line(str(exc)) or type(exc).__name__
     return None
 
 
@@ -347,7 +340,7 @@ def _count_shard(report: CheckReport, path: Path) -> None:
 
 
 # ---------------------------------------------------------------------- files on disk
-def _part_files(store: Store) -> Iterator[tuple[str, str, int, Path]]:
+def _part_files(store: Catalog) -> Iterator[tuple[str, str, int, Path]]:
     """(table, run id, shard, path) of every ``part-N.parquet`` file in a ``data/<table>/run=<id>/`` folder."""
     if not store.data_dir.is_dir():
         return
@@ -358,12 +351,12 @@ def _part_files(store: Store) -> Iterator[tuple[str, str, int, Path]]:
             if not run_dir.is_dir() or not run_dir.name.startswith("run="):
                 continue
             for file in sorted(run_dir.iterdir()):
-                m = _PART_RE.match(file.name)
+                m = PART_RE.match(file.name)
                 if m and file.is_file():
                     yield table_dir.name, run_dir.name.removeprefix("run="), int(m.group(1)), file
 
 
-def _check_files_without_catalog(store: Store, report: CheckReport, read_data: bool) -> None:
+def _check_files_without_catalog(store: Catalog, report: CheckReport, read_data: bool) -> None:
     """With no usable catalog: read every shard file on disk and report the unreadable ones."""
     report.counts.setdefault("files_checked", 0)
     report.counts.setdefault("files_ok", 0)
@@ -379,7 +372,7 @@ def _check_files_without_catalog(store: Store, report: CheckReport, read_data: b
             _count_shard(report, path)
 
 
-def _check_files_on_disk(store: Store, report: CheckReport, registry: _Registry) -> None:
+def _check_files_on_disk(store: Catalog, report: CheckReport, registry: _Registry) -> None:
     """Report part files and folders the catalog does not know."""
     for table, run_id, shard, path in _part_files(store):
         rel = str(path.relative_to(store.root))
@@ -418,14 +411,14 @@ def _check_files_on_disk(store: Store, report: CheckReport, registry: _Registry)
                     )
                     continue
                 for file in sorted(sub.iterdir()):
-                    if not _PART_RE.match(file.name) and not _TEMP_RE.match(file.name):
+                    if not PART_RE.match(file.name) and not _TEMP_RE.match(file.name):
                         report.add(
                             str(file.relative_to(store.root)), "unexpected_file",
                             "not a shard (part-NNNNN.parquet); the store never reads it", WARNING,
                         )
 
 
-def _check_temp_files(store: Store, report: CheckReport) -> None:
+def _check_temp_files(store: Catalog, report: CheckReport) -> None:
     """Temp files and folders of atomic writes: in progress when their writer lives, else leftovers."""
     for top in (store.data_dir, store.root / "artifacts"):
         if not top.is_dir():

@@ -13,12 +13,20 @@ from dataclasses import asdict, dataclass
 import duckdb
 import pyarrow as pa
 
+from .dataset_writer import (
+    DATASET_RUN_KINDS,
+    DEFAULT_BATCH_ROWS,
+    discard_dead_runs,
+    register_dataset,
+    write_dataset_shards,
+)
 from .errors import DatasetExistsError, QueryError, StoreError
 from .export import dataset_relation
-from .ingest import DEFAULT_BATCH_ROWS, discard_dead_runs, register_dataset, write_dataset_shards
+from .names import validate_name
 from .progress import RowProgress
+from .records import utcnow
 from .schema import sql_literal
-from .store import Store, utcnow, validate_name
+from .store import Store
 
 
 @dataclass
@@ -92,9 +100,10 @@ def curate(
             "run a filter first or pass --where"
         )
     config = {"parent": parent, "flag_runs": runs, "filters": list(filters or []), "where": where}
-    run_id = store.start_run("curate", config=config, dataset=name, parent_run=parent_info["run_id"])
-    discard_dead_runs(store, ("ingest", "curate"))
-    try:
+    with store.run(
+        "curate", config=config, dataset=name, parent_run=parent_info["run_id"], all_or_nothing=True
+    ) as run:
+        discard_dead_runs(store, DATASET_RUN_KINDS)
         with store.connect() as con:
             src = dataset_relation(store, con, parent)
             filt = " AND filter IN (SELECT unnest($filters::VARCHAR[]))" if filters else ""
@@ -123,7 +132,7 @@ def curate(
                 with RowProgress(f"curate {name}", enabled=progress) as bar:
                     reader = con.sql(kept_sql, params=params).to_arrow_reader(100_000)
                     _, n_kept, n_dup, fingerprint = write_dataset_shards(
-                        store, run_id, name, iter(reader), batch_rows=batch_rows, progress=bar,
+                        store, run.id, name, iter(reader), batch_rows=batch_rows, progress=bar,
                         source_label=f"dataset {parent}",
                     )
                 n_dropped = 0
@@ -133,7 +142,7 @@ def curate(
                         continue
                     table = pa.Table.from_batches([batch])
                     table = table.add_column(1, "curated", pa.array([name] * table.num_rows, pa.string()))
-                    store.write_shard("curated_drops", run_id, table, shard=shard)
+                    run.write("curated_drops", table, shard=shard)
                     shard += 1
                     n_dropped += table.num_rows
             except duckdb.Error as exc:
@@ -141,19 +150,14 @@ def curate(
                     f"curation of {parent!r} failed: {exc}" + (f"\n  --where was: {where}" if where else "")) from exc
         with store.write() as con:
             superseded = register_dataset(
-                store, run_id, name, source=f"curated:{parent}", n_samples=n_kept, n_duplicates=n_dup,
+                store, run, name, source=f"curated:{parent}", n_samples=n_kept, n_duplicates=n_dup,
                 fields=parent_info["fields"], fingerprint=fingerprint, replace=replace,
             )
             con.execute("DELETE FROM curated WHERE name = ?", [name])
             con.execute(
                 "INSERT INTO curated VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [name, parent, utcnow(), runs, where, n_kept, n_dropped, run_id],
+                [name, parent, utcnow(), runs, where, n_kept, n_dropped, run.id],
             )
-    except BaseException as exc:
-        store.discard_run(run_id, exc)
-        raise
     if superseded:
         store.delete_run_files(superseded)
-    return CurateResult(name, parent, run_id, n_kept, n_dropped, runs, where)
-
-
+    return CurateResult(name, parent, run.id, n_kept, n_dropped, runs, where)

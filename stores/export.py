@@ -8,9 +8,11 @@ from pathlib import Path
 import duckdb
 
 from .atomic import atomic_path
+from .datasets import dataset_files_in
 from .errors import QueryError, StoreError
+from .records import first_row
 from .schema import sql_literal
-from .store import Store, first_row
+from .store import Store
 
 EXPORT_FORMATS = {
     ".parquet": "(FORMAT parquet, COMPRESSION zstd)",
@@ -33,7 +35,7 @@ def copy_options(out: Path) -> str:
 
 def dataset_relation(store: Store, con: duckdb.DuckDBPyConnection, dataset: str) -> str:
     """A FROM-clause expression over one dataset's own shards (only its own columns)."""
-    files = store._dataset_files(con, dataset)
+    files = dataset_files_in(store, con, dataset)
     if not files:
         raise StoreError(f"dataset {dataset!r} has no shards registered")
     return f"read_parquet([{', '.join(sql_literal(f) for f in files)}], hive_partitioning = false)"

@@ -11,6 +11,7 @@ from torch.func import functional_call, grad, vmap
 from torch.utils.data import TensorDataset
 
 import stores
+from attribution.data import Samples
 from attribution.engine import score_matrix
 
 N_TRAIN, N_QUERY, L2 = 300, 12, 1e-2
@@ -41,10 +42,12 @@ def _train(x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> nn.Module:
 def setup() -> dict:
     x, y = _data()
     xt, yt, xq, yq = x[:N_TRAIN], y[:N_TRAIN], x[N_TRAIN : N_TRAIN + N_QUERY], y[N_TRAIN : N_TRAIN + N_QUERY]
+    train, queries = TensorDataset(xt, yt), TensorDataset(xq, yq)
+    ids, qids = [f"t{i}" for i in range(N_TRAIN)], [f"q{i}" for i in range(N_QUERY)]
     return {
         "xt": xt, "yt": yt, "xq": xq, "yq": yq, "model": _train(xt, yt),
-        "train": TensorDataset(xt, yt), "queries": TensorDataset(xq, yq),
-        "ids": [f"t{i}" for i in range(N_TRAIN)], "qids": [f"q{i}" for i in range(N_QUERY)],
+        "train": train, "queries": queries, "ids": ids, "qids": qids,
+        "tr": Samples(train, ids), "qs": Samples(queries, qids),  # what the engine takes
     }
 
 

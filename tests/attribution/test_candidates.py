@@ -19,14 +19,15 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 import stores
-from attribution.candidates import candidate_scores, engine_candidate_scores, engine_factors
+from attribution.candidates import candidate_scores
+from attribution.data import Samples
 from attribution.engine import EngineConfig, InfluenceEngine, score_matrix
+from attribution.strategies import STRATEGIES
 from attribution.tasks import CausalLMTask, ClassifierTask, linearize_conv1d
 from tests.attribution.conftest import _model_copy
 from tests.attribution.test_causal_lm import PAD, VOCAB, _pairs
 from tests.attribution.test_causal_lm import PromptCompletion as _PromptCompletion
 
-STRATEGIES = ("ekfac", "kfac", "diagonal", "identity")
 DAMPINGS = (None, 1e-3)
 # identity ignores damping (kronfluence's Identity.prepare has none): one run is enough
 CASES = [(s, d) for s in STRATEGIES for d in DAMPINGS if s != "identity" or d is None]
@@ -78,7 +79,7 @@ def digits(setup: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
         with _fast_gc():
             eng = InfluenceEngine(store, model, ClassifierTask(),
                                   EngineConfig(strategy=strategy, damping=damping, batch_size=100, shard_size=300))
-            run = eng.pairwise_scores("b", setup["train"], setup["ids"], setup["queries"], setup["qids"])
+            run = eng.pairwise_scores("b", setup["tr"], setup["qs"])
             engines[strategy, damping] = eng
             full[strategy, damping] = score_matrix(store, run.run_id, setup["qids"], setup["ids"])
     return {"engines": engines, "full": full, "cand": _candidates(len(setup["qids"]), len(setup["ids"]), 20, 0)}
@@ -90,38 +91,38 @@ def gpt2(tmp_path_factory: pytest.TempPathFactory) -> dict:
     store = stores.open(tmp_path_factory.mktemp("gpt2") / "s")
     model = _tiny_gpt2()
     task = CausalLMTask(model)
-    train, queries = _PromptCompletion(_pairs(64)), _PromptCompletion(_pairs(6, 1000))
     ids, qids = [f"t{i}" for i in range(64)], [f"q{i}" for i in range(6)]
+    train, queries = Samples(_PromptCompletion(_pairs(64)), ids), Samples(_PromptCompletion(_pairs(6, 1000)), qids)
     engines, full = {}, {}
     for strategy, damping in CASES:
         with _fast_gc():
             eng = InfluenceEngine(store, model, task, EngineConfig(strategy=strategy, damping=damping, batch_size=32,
                                                                     query_batch_size=8, shard_size=64))
-            run = eng.pairwise_scores("b", train, ids, queries, qids)
+            run = eng.pairwise_scores("b", train, queries)
             engines[strategy, damping] = eng
             full[strategy, damping] = score_matrix(store, run.run_id, qids, ids)
-    return {"engines": engines, "full": full, "train": train, "queries": queries, "ids": ids,
+    return {"engines": engines, "full": full, "train": train, "queries": queries,
             "cand": _candidates(len(qids), len(ids), 10, 1)}
 
 
 @pytest.mark.parametrize("strategy,damping", CASES)
 def test_equals_full_scores_on_digits(digits: dict, setup: dict, strategy: str, damping: float | None) -> None:
     eng = digits["engines"][strategy, damping]
-    got = engine_candidate_scores(eng, setup["train"], setup["ids"], setup["queries"], digits["cand"])
+    got = eng.candidate_scores(setup["tr"], setup["qs"], digits["cand"])
     _check(got, digits["full"][strategy, damping], digits["cand"], f"digits {strategy} damping={damping}")
 
 
 @pytest.mark.parametrize("strategy,damping", CASES)
 def test_equals_full_scores_on_tiny_gpt2(gpt2: dict, strategy: str, damping: float | None) -> None:
     eng = gpt2["engines"][strategy, damping]
-    got = engine_candidate_scores(eng, gpt2["train"], gpt2["ids"], gpt2["queries"], gpt2["cand"])
+    got = eng.candidate_scores(gpt2["train"], gpt2["queries"], gpt2["cand"])
     _check(got, gpt2["full"][strategy, damping], gpt2["cand"], f"gpt2 {strategy} damping={damping}")
 
 
 def test_chunking_and_caching_do_not_change_scores(gpt2: dict) -> None:
     eng = gpt2["engines"]["ekfac", None]
-    factors, strategy = engine_factors(eng, gpt2["train"], gpt2["ids"])
-    args = (eng.model, eng.task, factors, strategy, None, gpt2["queries"], gpt2["train"], gpt2["cand"])
+    factors, strategy = eng.load_factors(gpt2["train"]), eng.config.strategy
+    args = (eng.model, eng.task, factors, strategy, None, gpt2["queries"].data, gpt2["train"].data, gpt2["cand"])
     one = candidate_scores(*args, batch_size=16, query_batch_size=2)
     module_bytes = 4 * 32 * 4 * 33  # a c_fc layer: out 128 x in 33 (bias column) floats per query
     for budget, cache in [(1, 2**31), (1, 0), (6 * module_bytes, 2**31), (6 * module_bytes, 0)]:
@@ -139,8 +140,8 @@ def test_tiles_and_blocks_only_change_rounding(gpt2: dict, monkeypatch: pytest.M
     import attribution.candidates as candidates
 
     eng = gpt2["engines"]["kfac", None]
-    factors, strategy = engine_factors(eng, gpt2["train"], gpt2["ids"])
-    args = (eng.model, eng.task, factors, strategy, None, gpt2["queries"], gpt2["train"], gpt2["cand"])
+    factors, strategy = eng.load_factors(gpt2["train"]), eng.config.strategy
+    args = (eng.model, eng.task, factors, strategy, None, gpt2["queries"].data, gpt2["train"].data, gpt2["cand"])
     one = candidate_scores(*args, batch_size=16)
     monkeypatch.setattr(candidates, "_TILE", 100)  # c_fc: 43 tiles of 3 rows for 128 rows
     monkeypatch.setattr(candidates, "_BLOCK", 1)
@@ -152,17 +153,16 @@ def test_tiles_and_blocks_only_change_rounding(gpt2: dict, monkeypatch: pytest.M
 def test_duplicate_candidates_and_empty_input(digits: dict, setup: dict) -> None:
     eng = digits["engines"]["ekfac", None]
     cand = np.array([[5, 5, 7, 5]] * len(setup["qids"]))
-    got = engine_candidate_scores(eng, setup["train"], setup["ids"], setup["queries"], cand, progress=True)
+    got = eng.candidate_scores(setup["tr"], setup["qs"], cand, progress=True)
     _check(got, digits["full"]["ekfac", None], cand, "digits duplicates")
     assert (got[:, 0] == got[:, 1]).all() and (got[:, 0] == got[:, 3]).all()
-    empty = engine_candidate_scores(eng, setup["train"], setup["ids"], setup["queries"],
-                                    np.zeros((len(setup["qids"]), 0), dtype=int))
+    empty = eng.candidate_scores(setup["tr"], setup["qs"], np.zeros((len(setup["qids"]), 0), dtype=int))
     assert empty.shape == (len(setup["qids"]), 0)
 
 
 def test_bad_input_is_named(digits: dict, setup: dict) -> None:
     eng = digits["engines"]["ekfac", None]
-    factors, _ = engine_factors(eng, setup["train"], setup["ids"])
+    factors = eng.load_factors(setup["tr"])
     args = (eng.model, eng.task, factors, "ekfac", None, setup["queries"], setup["train"])
     n_q = len(setup["qids"])
     with pytest.raises(ValueError, match=r"candidates\[2, 1\] = 300 is not a training index"):

@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 from transformers import GPT2Config, GPT2LMHeadModel
 
 import stores
+from attribution.data import Samples
 from attribution.engine import EngineConfig, InfluenceEngine
 from attribution.tasks import CausalLMTask, linearize_conv1d, mlp_linear_modules
 
@@ -87,18 +88,18 @@ def test_losses_cover_completion_tokens_only() -> None:
 def test_pairwise_scores_on_tiny_gpt2(tmp_path: Path) -> None:
     model = linearize_conv1d(_tiny_gpt2())
     task = CausalLMTask(model)
-    train, queries = PromptCompletion(_pairs(48)), PromptCompletion(_pairs(5, 1000))
     ids, qids = [f"t{i}" for i in range(48)], [f"q{i}" for i in range(5)]
+    train, queries = Samples(PromptCompletion(_pairs(48)), ids), Samples(PromptCompletion(_pairs(5, 1000)), qids)
     store = stores.open(tmp_path / "s")
     engine = InfluenceEngine(store, model, task, EngineConfig(strategy="ekfac", batch_size=16, shard_size=20))
-    run = engine.pairwise_scores("answers", train, ids, queries, qids)
+    run = engine.pairwise_scores("answers", train, queries)
     df = store.read_scores(run.run_id)
     assert df.height == 48 * 5 and np.isfinite(df["score"].to_numpy()).all()
     tracked = store.get_run(run.run_id)["config"]["tracked_modules"]
     assert tracked == mlp_linear_modules(model)
     # a training trace identical to a query is among that query's most positive samples
-    same = PromptCompletion([_pairs(5, 1000)[0]] + _pairs(47))
-    run2 = engine.pairwise_scores("answers", same, ["dup"] + ids[:47], queries, qids)
+    same = Samples(PromptCompletion([_pairs(5, 1000)[0]] + _pairs(47)), ["dup"] + ids[:47])
+    run2 = engine.pairwise_scores("answers", same, queries)
     q0 = store.read_scores(run2.run_id).filter(query_id="q0").sort("score", descending=True)
     assert "dup" in q0["sample_id"].head(3).to_list()
 
@@ -107,12 +108,12 @@ def test_per_module_and_per_token_parts_sum_to_the_score(tmp_path: Path) -> None
     """Decompositions are consistent with the plain scores (kronfluence pitfall 6: stale per-module sums)."""
     model = linearize_conv1d(_tiny_gpt2(1))
     task = CausalLMTask(model)
-    train, queries = PromptCompletion(_pairs(40)), PromptCompletion(_pairs(3, 500))
     ids, qids = [f"t{i}" for i in range(40)], [f"q{i}" for i in range(3)]
+    train, queries = Samples(PromptCompletion(_pairs(40)), ids), Samples(PromptCompletion(_pairs(3, 500)), qids)
     store = stores.open(tmp_path / "s")
     engine = InfluenceEngine(store, model, task, EngineConfig(batch_size=8, shard_size=16))
-    plain = engine.pairwise_scores("b", train, ids, queries, qids)
-    split = engine.pairwise_scores("b", train, ids, queries, qids, per_module=True)
+    plain = engine.pairwise_scores("b", train, queries)
+    split = engine.pairwise_scores("b", train, queries, per_module=True)
     assert split.run_id != plain.run_id
     total = store.sql("SELECT query_id, sample_id, score FROM scores WHERE run_id = ? ORDER BY ALL", [plain.run_id])
     same = store.sql("SELECT query_id, sample_id, score FROM scores WHERE run_id = ? ORDER BY ALL", [split.run_id])
@@ -130,7 +131,7 @@ def test_per_module_and_per_token_parts_sum_to_the_score(tmp_path: Path) -> None
         def convert_ids_to_tokens(ids: list[int]) -> list[str]:
             return [VOCAB[i] for i in ids]
 
-    tok = engine.token_scores("b", train, ids, queries, qids, chosen, tokenizer=CharTokens())
+    tok = engine.token_scores("b", train, queries, chosen, tokenizer=CharTokens())
     rows = store.sql("SELECT * FROM score_parts WHERE run_id = ? ORDER BY query_id, sample_id, position", [tok.run_id])
     t3 = rows.filter(sample_id="t3", query_id="q0")
     prompt, completion = _pairs(40)[3]

@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 import stores
+from attribution.data import Samples
 from attribution.engine import EngineConfig, InfluenceEngine, model_fingerprint
 from attribution.tasks import ClassifierTask
 from tests.attribution.conftest import (
@@ -31,7 +32,7 @@ def test_identity_equals_gradient_dot_products(tmp_path: Path, setup: dict) -> N
     g_query = _per_sample_grads(model, _neg_margin, setup["xq"], setup["yq"])
     expected = (g_query @ g_train.T).numpy()
     eng = InfluenceEngine(store, model, ClassifierTask(), EngineConfig(strategy="identity", shard_size=128))
-    run = eng.pairwise_scores("b", setup["train"], setup["ids"], setup["queries"], setup["qids"])
+    run = eng.pairwise_scores("b", setup["tr"], setup["qs"])
     got = _matrix(store, run.run_id, setup["qids"], setup["ids"])
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
 
@@ -61,7 +62,7 @@ def test_kfac_family_tracks_exact_damped_influence(tmp_path: Path, setup: dict, 
     exact = _exact_damped(model, setup, damping)
     eng = InfluenceEngine(store, model, ClassifierTask(),
                           EngineConfig(strategy=strategy, damping=damping, shard_size=300))
-    run = eng.pairwise_scores("b", setup["train"], setup["ids"], setup["queries"], setup["qids"])
+    run = eng.pairwise_scores("b", setup["tr"], setup["qs"])
     got = _matrix(store, run.run_id, setup["qids"], setup["ids"])
     r = np.corrcoef(got.ravel(), exact.ravel())[0, 1]
     print(f"{strategy}: Pearson vs exact damped GN influence = {r:.4f}")
@@ -73,7 +74,7 @@ def test_sign_positive_means_training_on_it_helps_the_query(tmp_path: Path, setu
     store = stores.open(tmp_path / "s")
     model = _model_copy(setup)
     eng = InfluenceEngine(store, model, ClassifierTask(), EngineConfig(strategy="ekfac", shard_size=300))
-    run = eng.pairwise_scores("b", setup["train"], setup["ids"], setup["queries"], setup["qids"])
+    run = eng.pairwise_scores("b", setup["tr"], setup["qs"])
     scores = _matrix(store, run.run_id, setup["qids"], setup["ids"])
     xt, yt, xq, yq = setup["xt"], setup["yt"], setup["xq"], setup["yq"]
     base = _train(xt, yt)
@@ -101,17 +102,16 @@ def test_resume_after_interruption_gives_identical_scores(tmp_path: Path, setup:
 
     eng = InfluenceEngine(store, _model_copy(setup), ClassifierTask(), cfg)
     with pytest.raises(KeyboardInterrupt):
-        eng.pairwise_scores("b", setup["train"], setup["ids"], setup["queries"], setup["qids"], on_shard=boom)
+        eng.pairwise_scores("b", setup["tr"], setup["qs"], on_shard=boom)
     run_id = store.runs("attribute")["run_id"][0]
     assert store.get_run(run_id)["status"] == "failed"
     assert store.read_scores().height == 0  # nothing visible from the unfinished run
     assert store.completed_shards("scores", run_id) == {0, 1}
     again = InfluenceEngine(store, _model_copy(setup), ClassifierTask(), cfg)
-    resumed = again.pairwise_scores("b", setup["train"], setup["ids"], setup["queries"], setup["qids"])
+    resumed = again.pairwise_scores("b", setup["tr"], setup["qs"])
     assert resumed.run_id == run_id and resumed.shards_computed == 3 and resumed.shards_total == 5
     fresh_store = stores.open(tmp_path / "fresh")
-    fresh = InfluenceEngine(fresh_store, _model_copy(setup), ClassifierTask(), cfg).pairwise_scores(
-        "b", setup["train"], setup["ids"], setup["queries"], setup["qids"])
+    fresh = InfluenceEngine(fresh_store, _model_copy(setup), ClassifierTask(), cfg).pairwise_scores("b", setup["tr"], setup["qs"])
     np.testing.assert_array_equal(
         _matrix(store, run_id, setup["qids"], setup["ids"]),
         _matrix(fresh_store, fresh.run_id, setup["qids"], setup["ids"]),
@@ -123,7 +123,7 @@ def test_shard_boundaries_do_not_change_scores(tmp_path: Path, setup: dict) -> N
     for size in (37, 300):
         store = stores.open(tmp_path / f"s{size}")
         eng = InfluenceEngine(store, _model_copy(setup), ClassifierTask(), EngineConfig(strategy="ekfac", shard_size=size))
-        run = eng.pairwise_scores("b", setup["train"], setup["ids"], setup["queries"], setup["qids"])
+        run = eng.pairwise_scores("b", setup["tr"], setup["qs"])
         out.append(_matrix(store, run.run_id, setup["qids"], setup["ids"]))
     np.testing.assert_allclose(out[0], out[1], rtol=1e-5, atol=1e-6 * np.abs(out[1]).max())
 
@@ -131,18 +131,18 @@ def test_shard_boundaries_do_not_change_scores(tmp_path: Path, setup: dict) -> N
 def test_factors_are_cached_by_model_and_data(tmp_path: Path, setup: dict) -> None:
     store = stores.open(tmp_path / "s")
     eng = InfluenceEngine(store, _model_copy(setup), ClassifierTask(), EngineConfig(strategy="ekfac"))
-    name, reused = eng.fit_factors(setup["train"], setup["ids"])
+    name, reused = eng.fit_factors(setup["tr"])
     assert not reused
     again = InfluenceEngine(store, _model_copy(setup), ClassifierTask(), EngineConfig(strategy="ekfac"))
-    assert again.fit_factors(setup["train"], setup["ids"]) == (name, True)
+    assert again.fit_factors(setup["tr"]) == (name, True)
     other = _model_copy(setup)
     with torch.no_grad():
         other[0].weight.add_(1e-3)
     changed = InfluenceEngine(store, other, ClassifierTask(), EngineConfig(strategy="ekfac"))
     assert changed.model_fingerprint != eng.model_fingerprint
-    assert changed.fit_factors(setup["train"], setup["ids"])[1] is False
+    assert changed.fit_factors(setup["tr"])[1] is False
     subset = TensorDataset(setup["xt"][:100], setup["yt"][:100])
-    assert eng.fit_factors(subset, setup["ids"][:100])[0] != name
+    assert eng.fit_factors(Samples(subset, setup["ids"][:100]))[0] != name
 
 
 def test_fingerprint_ignores_kronfluence_wrappers(setup: dict) -> None:
@@ -159,19 +159,23 @@ def test_self_influence_scores_every_sample(tmp_path: Path, setup: dict) -> None
     sub = TensorDataset(setup["xt"][:40], setup["yt"][:40])
     ids = setup["ids"][:40]
     eng = InfluenceEngine(store, _model_copy(setup), ClassifierTask(), EngineConfig(strategy="ekfac", shard_size=16))
-    run = eng.self_scores(sub, ids)
+    run = eng.self_scores(Samples(sub, ids))
+    assert run.shards_total == run.shards_computed == 3
     df = store.read_self_scores(run.run_id)
     assert df.height == 40 and set(df["method"]) == {"self_ekfac"}
     assert (df["score"] > 0).all()  # a damped positive-definite form
+    again = eng.self_scores(Samples(sub, ids))  # the finished run is found, nothing recomputed
+    assert again.run_id == run.run_id and again.shards_computed == 0
 
 
 def test_same_ids_with_other_data_reuse_nothing(tmp_path: Path, setup: dict) -> None:
     store = stores.open(tmp_path / "s")
     eng = InfluenceEngine(store, _model_copy(setup), ClassifierTask(), EngineConfig(strategy="ekfac", shard_size=300))
-    first = eng.pairwise_scores("b", setup["train"], setup["ids"], setup["queries"], setup["qids"])
-    rescaled = TensorDataset(setup["xt"] * 0.5, setup["yt"])  # e.g. another tokenizer or max_length
-    assert eng.fit_factors(rescaled, setup["ids"])[1] is False
-    second = eng.pairwise_scores("b", rescaled, setup["ids"], setup["queries"], setup["qids"])
+    first = eng.pairwise_scores("b", setup["tr"], setup["qs"])
+    # e.g. another tokenizer or max_length
+    rescaled = Samples(TensorDataset(setup["xt"] * 0.5, setup["yt"]), setup["ids"])
+    assert eng.fit_factors(rescaled)[1] is False
+    second = eng.pairwise_scores("b", rescaled, setup["qs"])
     assert second.run_id != first.run_id and second.shards_computed == 1
 
 
@@ -179,12 +183,11 @@ def test_candidate_runs_write_exactly_the_full_scores_of_candidate_pairs(tmp_pat
     store = stores.open(tmp_path / "s")
     ids, qids = setup["ids"], setup["qids"]
     eng = InfluenceEngine(store, _model_copy(setup), ClassifierTask(), EngineConfig(shard_size=7))
-    full = eng.pairwise_scores("b", setup["train"], ids, setup["queries"], qids)
+    full = eng.pairwise_scores("b", setup["tr"], setup["qs"])
     dense = _matrix(store, full.run_id, qids, ids)
     rng = np.random.default_rng(0)
     cand = np.stack([rng.choice(len(ids), 12, replace=False) for _ in qids])
-    run = eng.pairwise_scores("b", setup["train"], ids, setup["queries"], qids, candidates=cand,
-                              prefilter={"method": "random"})
+    run = eng.pairwise_scores("b", setup["tr"], setup["qs"], candidates=cand, prefilter={"method": "random"})
     assert run.shards_total == -(-len(qids) // 7)
     df = store.read_scores(run.run_id)
     assert df.height == cand.size
@@ -195,4 +198,4 @@ def test_candidate_runs_write_exactly_the_full_scores_of_candidate_pairs(tmp_pat
     cfg = store.get_run(run.run_id)["config"]
     assert cfg["prefilter"]["k"] == 12 and cfg["prefilter"]["method"] == "random"
     with pytest.raises(ValueError, match="candidate indices"):
-        eng.pairwise_scores("b", setup["train"], ids, setup["queries"], qids, candidates=cand + len(ids))
+        eng.pairwise_scores("b", setup["tr"], setup["qs"], candidates=cand + len(ids))

@@ -277,6 +277,35 @@ def test_every_section_has_content(pipeline) -> None:
             assert text.strip(), f"{rid}: empty section {sid}"
 
 
+def test_pipeline_sections_come_from_the_registry_by_pipeline_name(pipeline, monkeypatch) -> None:
+    from curation.report import pages, pipeline_sections, register_sections
+
+    store, run_id, runs = pipeline
+    noisy_cot = pipeline_sections("noisy_cot")
+    assert noisy_cot is not None and noisy_cot.__module__ == "curation.pipelines.noisy_cot.report"
+    config = store.get_run(run_id)["config"]
+    # a run recorded before the config named its pipeline is a noisy_cot run: the same page
+    with store.run("pipeline", config={k: v for k, v in config.items() if k != "pipeline"}, seed=0,
+                   dataset="toy_train") as unnamed:
+        pass
+    ids = list(_parse(build_report(store, unnamed.id)).sections)
+    assert ids == list(_parse(build_report(store, run_id)).sections)
+    assert ids[-5:] == ["pipeline", "detection", "evidence", "attribution", "config"]
+    # another pipeline registers its own sections; the generic ones (attribution runs, config) stay
+    monkeypatch.setattr(pages, "PIPELINE_SECTIONS", dict(pages.PIPELINE_SECTIONS))  # undone after the test
+    register_sections("toy")(lambda store, run, config: [("toy", "toy results", f"<p>{len(config['runs'])} runs</p>")])
+    with store.run("pipeline", config={"pipeline": "toy", "runs": runs}, dataset="toy_train") as toy:
+        pass
+    page = _parse(build_report(store, toy.id))
+    assert list(page.sections) == ["toy", "attribution", "config"] and f"{len(runs)} runs" in page.sections["toy"]
+    # a pipeline with no sections anywhere says so instead of showing nothing
+    assert pipeline_sections("no_such_pipeline") is None
+    with store.run("pipeline", config={"pipeline": "no_such_pipeline"}, dataset="toy_train") as other:
+        pass
+    page = _parse(build_report(store, other.id))
+    assert list(page.sections) == ["pipeline", "config"] and "no_such_pipeline" in page.sections["pipeline"]
+
+
 # ------------------------------------------------------------------------------ browser check
 def test_report_check_without_chromium_says_so_in_one_sentence(tmp_path: Path) -> None:
     page = tmp_path / "r.html"

@@ -1,0 +1,76 @@
+"""`curation attribute`: parse options into an AttributeRequest and run it (curation.attribute)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .common import DEFAULT_STORE, StoreOpt, app, open_store, out
+
+
+class TaskKind(StrEnum):
+    """What kind of model ``curation attribute`` scores."""
+
+    causal_lm = "causal-lm"
+    classifier = "classifier"
+    regression = "regression"
+
+
+@app.command()
+def attribute(
+    train: Annotated[str, typer.Option("--train", help="Training dataset to score")],
+    model: Annotated[Path, typer.Option("--model", help="Local model folder: a causal LM (save_pretrained) or an MLP (MLP.save)")],
+    task: Annotated[TaskKind, typer.Option(help="causal-lm (prompt/completion or text) or classifier/regression (tabular)")] = TaskKind.causal_lm,
+    tokenizer: Annotated[Path | None, typer.Option(help="Local tokenizer folder (default: the model's)")] = None,
+    behaviour: Annotated[str | None, typer.Option(help="Registered behaviour to attribute (its dataset and query ids); this or --queries is required")] = None,
+    queries: Annotated[str | None, typer.Option(help="Dataset whose samples are the queries (registers a behaviour); this or --behaviour is required")] = None,
+    features: Annotated[str | None, typer.Option(help="Tabular: comma-separated feature fields (default: every numeric one)")] = None,
+    label_field: Annotated[str, typer.Option(help="Tabular: the label/target field")] = "label",
+    strategy: Annotated[str, typer.Option(help="ekfac, kfac, diagonal or identity")] = "ekfac",
+    damping: Annotated[float | None, typer.Option(help="Absolute damping (default: 0.1 x mean eigenvalue)")] = None,
+    max_length: Annotated[int | None, typer.Option(help="Tokens per sample, at most the model's context (default: the model's context; longer completions are cut)")] = None,
+    batch_size: Annotated[int, typer.Option(help="Training samples per batch")] = 16,
+    shard_size: Annotated[int, typer.Option(help="Training samples per written shard")] = 1024,
+    low_rank: Annotated[int | None, typer.Option(help="Rank of query-gradient compression (query batching)")] = None,
+    per_module: Annotated[bool, typer.Option("--per-module", help="Also write each score's split over modules (score_parts)")] = False,
+    explain_top: Annotated[int, typer.Option(help="Causal LM: per-token scores of each query's top-K samples (score_parts)")] = 0,
+    self_influence: Annotated[bool, typer.Option("--self", help="Also write self-influence scores")] = False,
+    seed: Annotated[int, typer.Option(help="Seed for the Fisher's sampled labels")] = 0,
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """Score every training sample against a behaviour with influence functions (resumable).
+
+    One of --behaviour (a registered behaviour) or --queries (a dataset of queries) is required.
+    """
+    from attribution.engine import STRATEGIES
+    from curation.attribute import AttributeRequest, run_attribution
+
+    if strategy not in STRATEGIES:
+        raise typer.BadParameter(f"expected one of {', '.join(STRATEGIES)}", param_hint="--strategy")
+    if behaviour is None and queries is None:
+        raise typer.BadParameter("give --behaviour NAME (registered) or --queries DATASET", param_hint="--behaviour")
+    req = AttributeRequest(
+        train=train, model=model, task=task.value, tokenizer=tokenizer, behaviour=behaviour, queries=queries,
+        features=[c.strip() for c in features.split(",")] if features else None, label_field=label_field,
+        strategy=strategy, damping=damping, max_length=max_length, batch_size=batch_size, shard_size=shard_size,
+        low_rank=low_rank, per_module=per_module, explain_top=explain_top, self_influence=self_influence, seed=seed,
+    )
+    res = run_attribution(open_store(store), req, progress=True)
+    length = f", {res.max_length} tokens per sample" if res.max_length else ""
+    out.print(
+        f"[green]scored[/] {res.n_train:,} samples of {train} x {res.n_queries:,} queries of {res.behaviour} "
+        f"({strategy}{length}): run {res.run_id}, {res.shards_computed}/{res.shards_total} shards computed, "
+        f"{res.seconds:.1f} s"
+    )
+    if res.token_run_id:
+        out.print(f"[green]per-token[/] scores of {res.n_explained} samples: run {res.token_run_id} (table score_parts)")
+    if res.self_run_id:
+        out.print(f"[green]self-influence[/] run {res.self_run_id}")
+    out.print(
+        "  top helpers of each query: curation sql \"SELECT query_id, sample_id, score FROM scores "
+        f"WHERE run_id = '{res.run_id}' QUALIFY row_number() OVER (PARTITION BY query_id ORDER BY score DESC) <= 5\""
+    )
+    out.print(f"  report: curation report {res.run_id} --out attribution.html")

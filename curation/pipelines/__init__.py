@@ -1,0 +1,1 @@
+"""Pipelines: each in its own package (its steps, config and report sections)."""

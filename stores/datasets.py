@@ -1,0 +1,103 @@
+"""Registered datasets: their records, their sample shards, reading their samples, dropping them.
+
+Writing a dataset (ingest, curate) is :mod:`stores.dataset_writer`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from .catalog import Catalog
+from .damage import unreadable_arrow
+from .errors import ShardDamagedError, UnknownDatasetError
+from .ids import quote_ident
+from .runs import supersede_run
+from .shards import delete_run_files
+from .sql import sql
+
+
+def list_datasets(catalog: Catalog) -> pl.DataFrame:
+    """Registered datasets (curated ones included), oldest first."""
+    return sql(catalog, "SELECT * FROM datasets ORDER BY created_at")
+
+
+def dataset_info(catalog: Catalog, name: str) -> dict[str, Any]:
+    """One dataset's record; raises :class:`UnknownDatasetError` listing known names."""
+    df = sql(catalog, "SELECT * FROM datasets WHERE name = ?", [name])
+    if df.height == 0:
+        known = sql(catalog, "SELECT name FROM datasets ORDER BY name")["name"].to_list()
+        raise UnknownDatasetError(
+            f"no dataset {name!r} in {catalog.root}; known: {', '.join(known) or '(none)'}"
+        )
+    rec = df.row(0, named=True)
+    rec["fields"] = json.loads(rec["fields"]) if isinstance(rec["fields"], str) else rec["fields"]
+    return rec
+
+
+def dataset_files_in(catalog: Catalog, con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
+    """Absolute paths of a dataset's Parquet shards, in sample order, read on ``con``."""
+    rows = con.execute(
+        """SELECT s.path FROM datasets d JOIN shards s ON s.run_id = d.run_id AND s.table_name = 'samples'
+           WHERE d.name = ? ORDER BY s.shard""",
+        [name],
+    ).fetchall()
+    return [str(catalog.root / p) for (p,) in rows]
+
+
+def dataset_files(catalog: Catalog, name: str) -> list[str]:
+    """Absolute paths of a dataset's Parquet shards, in sample order."""
+    dataset_info(catalog, name)
+    with catalog.connect() as con:
+        return dataset_files_in(catalog, con, name)
+
+
+def read_samples(catalog: Catalog, name: str, columns: Sequence[str] | None = None) -> pl.DataFrame:
+    """A dataset's samples (only its own columns), in ingest order."""
+    files = dataset_files(catalog, name)
+    if not files:  # a dataset with no rows (e.g. curated with a strict predicate) has no shards
+        empty = _empty_samples_frame(dataset_info(catalog, name)["fields"])
+        return empty.select(list(columns)) if columns else empty
+    lf = pl.scan_parquet(files)
+    if columns:
+        lf = lf.select(list(columns))
+    try:
+        return lf.collect()
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        for f in files:
+            reason = unreadable_arrow(f)
+            if reason:
+                raise ShardDamagedError(
+                    f"cannot read {Path(f).relative_to(catalog.root)} of dataset {name!r} ({reason}); "
+                    "run `curation check` to list damaged files, then restore them from a backup "
+                    "or drop the dataset"
+                ) from exc
+        raise
+
+
+def _empty_samples_frame(fields: list[dict[str, Any]]) -> pl.DataFrame:
+    """A 0-row frame with the columns and types a dataset's shards would have."""
+    cols = [("dataset", "VARCHAR"), ("sample_id", "VARCHAR"), ("ordinal", "BIGINT")]
+    cols += [(f["name"], f.get("type") or "VARCHAR") for f in fields]
+    select = ", ".join(f"NULL::{t} AS {quote_ident(n)}" for n, t in cols)
+    con = duckdb.connect()
+    try:
+        return pl.from_arrow(con.sql(f"SELECT {select} LIMIT 0").to_arrow_table())
+    finally:
+        con.close()
+
+
+def drop_dataset(catalog: Catalog, name: str) -> None:
+    """Unregister a dataset and delete its shards (its runs stay in the audit trail)."""
+    info = dataset_info(catalog, name)
+    with catalog.write() as con:
+        con.execute("DELETE FROM datasets WHERE name = ?", [name])
+        con.execute("DELETE FROM curated WHERE name = ?", [name])
+        supersede_run(con, info["run_id"])
+        catalog.mark_views_dirty()
+    delete_run_files(catalog, info["run_id"])
