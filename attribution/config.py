@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
-
-from kronfluence.arguments import FactorArguments, ScoreArguments
+from typing import TYPE_CHECKING, Any
 
 from .strategies import STRATEGIES, check_strategy
+
+if TYPE_CHECKING:  # kronfluence (and torch) load only when arguments are built, not for help text
+    from kronfluence.arguments import FactorArguments, ScoreArguments
 
 
 def _help(default: Any, text: str) -> Any:
@@ -50,6 +51,8 @@ class EngineConfig:
 
     def factor_arguments(self) -> FactorArguments:
         """kronfluence arguments for fitting factors."""
+        from kronfluence.arguments import FactorArguments
+
         return FactorArguments(
             strategy=self.strategy,
             use_empirical_fisher=self.use_empirical_fisher,
@@ -59,6 +62,8 @@ class EngineConfig:
 
     def score_arguments(self, per_module: bool = False, per_token: bool = False) -> ScoreArguments:
         """kronfluence arguments for computing scores (optionally decomposed per module / token)."""
+        from kronfluence.arguments import ScoreArguments
+
         return ScoreArguments(damping_factor=self.damping, query_gradient_low_rank=self.low_rank,
                               compute_per_module_scores=per_module, compute_per_token_scores=per_token)
 

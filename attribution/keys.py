@@ -87,3 +87,8 @@ def array_fingerprint(array: np.ndarray) -> str:
 
 
 __all__ = ["array_fingerprint", "data_fingerprint", "digest", "ids_fingerprint", "model_fingerprint"]
+
+
+def short_digest(*parts: Any) -> str:
+    """The first 12 hex digits of :func:`digest`: artifact and generated-data keys (short file names)."""
+    return digest(*parts)[:12]

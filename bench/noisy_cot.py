@@ -46,8 +46,14 @@ from rich.console import Console  # noqa: E402
 import stores  # noqa: E402
 from curation.config import default_config_path, load_config  # noqa: E402
 from curation.evaluation import detection_metrics, mean_spread  # noqa: E402
-from curation.noisy_cot import NoisyCoTPipeline  # noqa: E402
 from curation.pipelines.noisy_cot.config import NoisyCoTConfig  # noqa: E402
+from curation.pipelines.noisy_cot.data import (  # noqa: E402
+    Splits,
+    generate_eval_splits,
+    generate_training_traces,
+    prepare_splits,
+)
+from curation.pipelines.noisy_cot.pipeline import NoisyCoTPipeline  # noqa: E402
 from filters.evidence import self_score_evidence  # noqa: E402
 from filters.noisy_cot import combine_ranks  # noqa: E402
 
@@ -70,10 +76,10 @@ def mixed_config(cfg: NoisyCoTConfig, seed: int, name: str, dynamic: float, stat
 def select_weights(store: stores.Store, cfg: NoisyCoTConfig, console: Console, min_gain: float) -> dict:
     """Step 0: AUROC of each candidate weighting on the selection seed; the chosen weights."""
     pipe = NoisyCoTPipeline(store, cfg, console)
-    train = pipe.ensure_data(f"{cfg.name}_train", cfg.data.dynamic_rate, cfg.data.static_rate)
+    pipe.splits = prepare_splits(store, cfg)
+    train = pipe.splits.train
     folder = pipe.ensure_model(train)
-    _, dev_outs, dev_correct = pipe.evaluate(folder, pipe.dev_name)
-    runs = pipe.evidence(train, folder, dev_outs, dev_correct)
+    runs = pipe.evidence(train, folder, pipe.evaluate(folder, pipe.splits.dev))
     truth = store.sql("SELECT sample_id, noise <> 'clean' AND trace_changed AS bad FROM samples "
                       "WHERE dataset = ? ORDER BY ordinal", [train])
     ids, bad = truth["sample_id"].to_list(), truth["bad"].to_numpy().astype(bool)
@@ -144,11 +150,13 @@ def main(argv: list[str] | None = None) -> dict:
         sweep_cfg = cfg.model_copy(deep=True)
         sweep_cfg.seed, sweep_cfg.name = seed, f"sweep{seed}"
         sweep = NoisyCoTPipeline(store, sweep_cfg, console)
+        test, dev = generate_eval_splits(store, sweep_cfg)
+        sweep.splits = Splits(train=f"{sweep_cfg.name}_train", test=test, dev=dev, has_truth=True)
         accuracy[str(seed)] = {}
         for label, dyn, static in [("clean", 0.0, 0.0)] + [(f"static_{r:g}", 0.0, r) for r in rates] \
                 + [(f"dynamic_{r:g}", r, 0.0) for r in rates]:
-            name = sweep.ensure_data(f"{sweep_cfg.name}_{label.replace('.', 'p')}", dyn, static)
-            accuracy[str(seed)][label] = sweep.evaluate(sweep.ensure_model(name))[0]
+            name = generate_training_traces(store, sweep_cfg, f"{sweep_cfg.name}_{label.replace('.', 'p')}", dyn, static)
+            accuracy[str(seed)][label] = sweep.evaluate(sweep.ensure_model(name)).accuracy
             console.print(f"seed {seed} accuracy {label}: {accuracy[str(seed)][label]:.1%}")
     labels = list(next(iter(accuracy.values())))
     result["accuracy"] = {label: {**mean_spread([accuracy[s][label] for s in accuracy]),
@@ -159,7 +167,7 @@ def main(argv: list[str] | None = None) -> dict:
         mixed = mixed_config(cfg, seed, f"mix{seed}", args.detect_dynamic, args.detect_static)
         mixed.filter.weights = dict(selection["weights"])
         console.print(f"[bold]seed {seed}[/]: detection and recovery")
-        res = NoisyCoTPipeline(store, mixed, console).run()
+        res = NoisyCoTPipeline(store, mixed, console).execute()
         per_seed[seed] = {"budget": res.budget, "budgets": res.budgets, "n_flagged": res.n_flagged,
                           "accuracy": res.accuracy, "dev_accuracy": res.dev_accuracy, "recovery": res.recovery,
                           "detection": res.detection, "runs": res.runs, "flag_runs": res.flag_runs}

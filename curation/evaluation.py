@@ -133,16 +133,3 @@ def mean_spread(values: Iterable[float]) -> dict[str, float]:
         mean, lo, hi = float(used.mean()), float(used.min()), float(used.max())
         std = float(used.std(ddof=1)) if n > 1 else float("nan")
     return {"mean": mean, "std": std, "min": lo, "max": hi, "n": n, "n_nan": int(nan.sum())}
-
-
-def answer_accuracy(completions: list[str], true_answers: list[str]) -> np.ndarray:
-    """Whether each completion's last non-blank line is ``ans = <true answer>`` (TInt traces).
-
-    Surrounding whitespace on that line (and on the answer) is ignored; an empty completion is
-    wrong, and so is a correct answer on any line but the last.
-    """
-    out = []
-    for text, answer in zip(completions, true_answers, strict=True):
-        lines = [ln for ln in text.strip().split("\n") if ln.strip()]
-        out.append(bool(lines) and lines[-1].strip() == f"ans = {str(answer).strip()}")
-    return np.array(out, dtype=bool)

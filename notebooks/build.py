@@ -24,7 +24,7 @@ import tempfile, pathlib
 import polars as pl
 import stores
 from curation.pipelines.noisy_cot.config import NoisyCoTConfig
-from curation.noisy_cot import NoisyCoTPipeline
+from curation.pipelines.noisy_cot.pipeline import NoisyCoTPipeline
 
 # A small store built by the noisy-CoT pipeline (the demo's steps on a smaller config, CPU).
 cfg = NoisyCoTConfig.model_validate({
@@ -36,7 +36,7 @@ cfg = NoisyCoTConfig.model_validate({
 })
 root = pathlib.Path(tempfile.mkdtemp()) / "store"
 store = stores.open(root)
-result = NoisyCoTPipeline(store, cfg).run()
+result = NoisyCoTPipeline(store, cfg).execute()
 print("store:", root)
 print("accuracy:", {k: round(v, 3) for k, v in result.accuracy.items()})
 '''

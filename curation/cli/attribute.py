@@ -1,4 +1,4 @@
-"""`curation attribute`: parse options into an AttributeRequest and run it (curation.attribute)."""
+"""`curation attribute`: parse options into an AttributeRequest and run it (curation.steps.attribute)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ from typing import Annotated
 
 import typer
 
+from attribution.config import field_help
+
 from .common import DEFAULT_STORE, StoreOpt, app, open_store, out
+
+ENGINE_HELP = field_help()  # the engine's settings are described once, in attribution.config
 
 
 class TaskKind(StrEnum):
@@ -29,16 +33,16 @@ def attribute(
     queries: Annotated[str | None, typer.Option(help="Dataset whose samples are the queries (registers a behaviour); this or --behaviour is required")] = None,
     features: Annotated[str | None, typer.Option(help="Tabular: comma-separated feature fields (default: every numeric one)")] = None,
     label_field: Annotated[str, typer.Option(help="Tabular: the label/target field")] = "label",
-    strategy: Annotated[str, typer.Option(help="ekfac, kfac, diagonal or identity")] = "ekfac",
-    damping: Annotated[float | None, typer.Option(help="Absolute damping (default: 0.1 x mean eigenvalue)")] = None,
+    strategy: Annotated[str, typer.Option(help=ENGINE_HELP["strategy"])] = "ekfac",
+    damping: Annotated[float | None, typer.Option(help=ENGINE_HELP["damping"])] = None,
     max_length: Annotated[int | None, typer.Option(help="Tokens per sample, at most the model's context (default: the model's context; longer completions are cut)")] = None,
-    batch_size: Annotated[int, typer.Option(help="Training samples per batch")] = 16,
-    shard_size: Annotated[int, typer.Option(help="Training samples per written shard")] = 1024,
-    low_rank: Annotated[int | None, typer.Option(help="Rank of query-gradient compression (query batching)")] = None,
+    batch_size: Annotated[int, typer.Option(help=ENGINE_HELP["batch_size"])] = 16,
+    shard_size: Annotated[int, typer.Option(help=ENGINE_HELP["shard_size"])] = 1024,
+    low_rank: Annotated[int | None, typer.Option(help=ENGINE_HELP["low_rank"])] = None,
     per_module: Annotated[bool, typer.Option("--per-module", help="Also write each score's split over modules (score_parts)")] = False,
     explain_top: Annotated[int, typer.Option(help="Causal LM: per-token scores of each query's top-K samples (score_parts)")] = 0,
     self_influence: Annotated[bool, typer.Option("--self", help="Also write self-influence scores")] = False,
-    seed: Annotated[int, typer.Option(help="Seed for the Fisher's sampled labels")] = 0,
+    seed: Annotated[int, typer.Option(help=ENGINE_HELP["seed"])] = 0,
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
     """Score every training sample against a behaviour with influence functions (resumable).
@@ -46,7 +50,7 @@ def attribute(
     One of --behaviour (a registered behaviour) or --queries (a dataset of queries) is required.
     """
     from attribution.engine import STRATEGIES
-    from curation.attribute import AttributeRequest, run_attribution
+    from curation.steps.attribute import AttributeRequest, run_attribution
 
     if strategy not in STRATEGIES:
         raise typer.BadParameter(f"expected one of {', '.join(STRATEGIES)}", param_hint="--strategy")

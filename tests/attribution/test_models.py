@@ -10,7 +10,7 @@ import torch
 
 from attribution.data import char_tokenizer
 from attribution.models import MLP, UnsafeCheckpointError, load_causal_lm, load_mlp, load_tokenizer
-from curation.lm import LMConfig, build_gpt2, save_lm
+from curation.steps.train import LMConfig, build_gpt2, save_lm
 
 CFG = LMConfig(n_layer=1, n_embd=16, n_head=2, max_length=32)
 

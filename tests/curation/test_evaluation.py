@@ -11,12 +11,12 @@ import pytest
 from sklearn.metrics import precision_score, recall_score, roc_auc_score
 
 from curation.evaluation import (
-    answer_accuracy,
     detection_metrics,
     flag_metrics,
     gap_recovered,
     mean_spread,
 )
+from curation.steps.evaluate import answers_correct, extract_answer
 from filters.base import Budget
 
 nan = float("nan")
@@ -222,7 +222,7 @@ def test_mean_spread_few_values_and_nan() -> None:
 
 
 # ---------------------------------------------------------------- answer_accuracy
-def test_answer_accuracy_hand_worked() -> None:
+def test_answers_correct_hand_worked() -> None:
     cases = [
         ("x = 1\nans = 5", "5", True),
         ("x = 1\nans = 5   \n\n  \n", "5", True),   # trailing whitespace and blank lines
@@ -236,9 +236,17 @@ def test_answer_accuracy_hand_worked() -> None:
         ("ans =5", "5", False),
         ("x = 1\nans = [1, 2]", "[1, 2]", True),
     ]
-    got = answer_accuracy([c[0] for c in cases], [c[1] for c in cases])
+    got = answers_correct([c[0] for c in cases], [c[1] for c in cases])
     assert got.dtype == bool
     assert got.tolist() == [c[2] for c in cases]
-    assert answer_accuracy([], []).shape == (0,)
+    assert answers_correct([], []).shape == (0,)
     with pytest.raises(ValueError):
-        answer_accuracy(["ans = 1"], ["1", "2"])
+        answers_correct(["ans = 1"], ["1", "2"])
+
+
+def test_answers_with_another_pattern() -> None:
+    pattern = r"^#### (-?\d+)$"  # GSM8K-style final line
+    cases = [("Tom has 3.\nHe gets 4.\n#### 7", "7", True), ("#### 7 apples", "7", False),
+             ("#### -2", "-2", True), ("so 7", "7", False)]
+    assert answers_correct([c[0] for c in cases], [c[1] for c in cases], pattern).tolist() == [c[2] for c in cases]
+    assert extract_answer("x\nThe answer is 12", r"answer is \d+") == "answer is 12"  # no group: the whole match

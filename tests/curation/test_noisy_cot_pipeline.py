@@ -98,7 +98,7 @@ def test_pipeline_runs_every_step_and_resumes(tmp_path: Path) -> None:
     cfg.write_text(TINY.replace("n_test: 24", "n_test: 30").replace("budget: dev, ", "budget: 0.25, "))
     third = runner.invoke(app, ["run", str(cfg), "--store", str(st)])
     assert third.exit_code == 0, third.output + repr(third.exception)
-    assert "30 noise-free problems" in third.output
+    assert "30 held-out problems" in third.output
     assert {name: store.dataset_info(name)["n_samples"] for name in grid} == kept
     latest = json.loads(store.runs("pipeline").row(0, named=True)["config"])
     assert latest["budget"] == 0.25 and latest["datasets"]["curated"] not in grid

@@ -1,22 +1,28 @@
-"""Train small causal LMs on store datasets and decode them greedily: the experiments' models.
+"""Train small causal LMs on store datasets and decode them greedily: the pipelines' models.
 
-Models are GPT-2s built from a ``GPT2Config`` and trained from scratch on data the project
-generates (no hub downloads). They are saved with ``save_pretrained`` (safetensors) under the
-store's artifacts, keyed by everything that determines them, so a re-run reuses a trained model.
+Models are GPT-2s built from a ``GPT2Config`` and trained from scratch on store datasets (no hub
+downloads). :func:`train_or_reuse` saves them with ``save_pretrained`` (safetensors) under the
+store's artifacts, keyed by everything that determines them (data, shape and schedule, seed,
+tokenizer, training code), so a re-run reuses a trained model.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from attribution.data import CompletionDataset, char_tokenizer
+import stores
+from attribution.data import CompletionDataset, char_tokenizer, completion_dataset_from_store
+from attribution.keys import short_digest
 from attribution.tasks import CausalLMTask
 from stores.atomic import atomic_folder
 from stores.progress import StepProgress
@@ -152,3 +158,55 @@ def trace_tokenizer(charset: str):
 def _progress(enabled: bool, label: str, total: int):
     with StepProgress(label, total, unit="steps", enabled=enabled) as bar:
         yield bar.advance
+
+
+def training_code_key() -> str:
+    """A hash of the code that turns a dataset into a trained model (model cache key).
+
+    A cached model is only reused if the tokenizer, the dataset encoding, the model builder and
+    the training loop are the code that made it.
+    """
+    from attribution import data as attribution_data
+
+    parts = [inspect.getsource(obj) for obj in (
+        LMConfig, build_gpt2, train_lm, trace_tokenizer, attribution_data.char_tokenizer,
+        attribution_data.CompletionDataset, attribution_data.completion_dataset_from_store)]
+    return short_digest(parts)
+
+
+def decoding_code_key() -> str:
+    """A hash of the greedy decoder (cache key of a model's outputs)."""
+    return short_digest(inspect.getsource(greedy_complete))
+
+
+def tokenizer_key(tokenizer) -> str:
+    """A hash of a tokenizer's vocabulary and special tokens (part of a model's cache key)."""
+    return short_digest(sorted(tokenizer.get_vocab().items()), tokenizer.eos_token, tokenizer.pad_token)
+
+
+def train_or_reuse(store: stores.Store, dataset: str, tokenizer, cfg: LMConfig, seed: int, *,
+                   extra_key: Sequence[str] = (), progress: bool = False,
+                   say: Callable[[str], None] = lambda text: None) -> Path:
+    """Train (or reuse) a GPT-2 on ``dataset``; returns its folder under the store's ``models`` artifacts.
+
+    The cache key is the data's content fingerprint, the model config, the seed, the training
+    code (:func:`training_code_key`) and ``extra_key`` (e.g. a non-default tokenizer's
+    :func:`tokenizer_key`), not the dataset's name: the same samples under another name reuse
+    the model, changed code retrains. Each training is a ``train`` run in the store.
+    """
+    fp = store.dataset_info(dataset)["fingerprint"]
+    key = short_digest(fp, cfg.__dict__, seed, training_code_key(), *extra_key)
+    models = store.artifact_dir("models")
+    found = sorted(p for p in models.glob(f"*-{key}") if (p / "config.json").is_file())
+    if found:
+        return found[0]
+    folder = models / f"{dataset}-{key}"
+    data, _ = completion_dataset_from_store(store, dataset, tokenizer, cfg.max_length)
+    t0 = time.perf_counter()
+    model = build_gpt2(tokenizer, cfg, seed)
+    with store.run("train", config={"model": cfg.__dict__, "folder": folder.name, "n_truncated": data.n_truncated,
+                                    "code": training_code_key()}, seed=seed, dataset=dataset):
+        losses = train_lm(model, data, cfg, seed, progress=progress, label=f"train on {dataset}")
+        save_lm(model, tokenizer, folder)
+    say(f"  trained on {dataset}: final loss {np.mean(losses[-50:]):.3f}/token, {time.perf_counter() - t0:.0f} s")
+    return folder

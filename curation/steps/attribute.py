@@ -14,7 +14,7 @@ from typing import Any
 
 import stores
 
-from .errors import RequestError
+from ..errors import RequestError
 
 TASKS = ("causal-lm", "classifier", "regression")
 MEASUREMENTS = {"causal-lm": "completion_nll", "classifier": "neg_margin", "regression": "squared_error"}
@@ -179,13 +179,35 @@ def run_attribution(store: stores.Store, req: AttributeRequest, *, progress: boo
                              shards_computed=res.shards_computed, shards_total=res.shards_total, seconds=res.seconds,
                              max_length=max_length)
     if req.explain_top:
-        top = set(store.sql(
-            """SELECT DISTINCT sample_id FROM scores WHERE run_id = ?
-               QUALIFY row_number() OVER (PARTITION BY query_id ORDER BY abs(score) DESC) <= ?""",
-            [res.run_id, req.explain_top])["sample_id"].to_list())
-        chosen = [sid for sid in train.ids if sid in top]
-        tres = engine.token_scores(behaviour, train, queries, chosen, tokenizer=tok)
-        result.token_run_id, result.n_explained = tres.run_id, len(chosen)
+        tres = top_pusher_token_scores(engine, behaviour, train, queries, res.run_id, req.explain_top, tok,
+                                       by="abs")
+        result.token_run_id, result.n_explained = tres.run_id, tres.n_samples
     if req.self_influence:
         result.self_run_id = engine.self_scores(train, progress=progress).run_id
     return result
+
+
+@dataclass
+class TokenScoresResult:
+    """The per-token scores run of the top pushers, and how many training samples it explains."""
+
+    run_id: str
+    n_samples: int
+
+
+def top_pusher_token_scores(engine: Any, behaviour: str, train: Any, queries: Any, scores_run: str, k: int,
+                            tokenizer: Any, *, by: str = "score", max_samples: int | None = None) -> TokenScoresResult:
+    """Per-token scores of each query's top-``k`` training samples in a pairwise ``scores_run``.
+
+    ``by="score"`` takes the most positive (the samples that pushed the behaviour most),
+    ``by="abs"`` the largest in magnitude either way. The chosen samples keep training order;
+    ``max_samples`` caps how many are explained (per-token scores cost one pass per sample).
+    """
+    order = {"score": "score DESC", "abs": "abs(score) DESC"}[by]
+    top = set(engine.store.sql(
+        f"""SELECT DISTINCT sample_id FROM scores WHERE run_id = ?
+            QUALIFY row_number() OVER (PARTITION BY query_id ORDER BY {order}) <= ?""",
+        [scores_run, k])["sample_id"].to_list())
+    chosen = [sid for sid in train.ids if sid in top][:max_samples]
+    run = engine.token_scores(behaviour, train, queries, chosen, tokenizer=tokenizer)
+    return TokenScoresResult(run.run_id, len(chosen))
