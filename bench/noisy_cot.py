@@ -79,7 +79,7 @@ def select_weights(store: stores.Store, cfg: NoisyCoTConfig, console: Console, m
     pipe.splits = prepare_splits(store, cfg)
     train = pipe.splits.train
     folder = pipe.ensure_model(train)
-    runs = pipe.evidence(train, folder, pipe.evaluate(folder, pipe.splits.dev))
+    runs = pipe.evidence(train, folder, pipe.split_accuracy(folder, pipe.splits.dev))
     truth = store.sql("SELECT sample_id, noise <> 'clean' AND trace_changed AS bad FROM samples "
                       "WHERE dataset = ? ORDER BY ordinal", [train])
     ids, bad = truth["sample_id"].to_list(), truth["bad"].to_numpy().astype(bool)
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> dict:
         for label, dyn, static in [("clean", 0.0, 0.0)] + [(f"static_{r:g}", 0.0, r) for r in rates] \
                 + [(f"dynamic_{r:g}", r, 0.0) for r in rates]:
             name = generate_training_traces(store, sweep_cfg, f"{sweep_cfg.name}_{label.replace('.', 'p')}", dyn, static)
-            accuracy[str(seed)][label] = sweep.evaluate(sweep.ensure_model(name)).accuracy
+            accuracy[str(seed)][label] = sweep.split_accuracy(sweep.ensure_model(name)).accuracy
             console.print(f"seed {seed} accuracy {label}: {accuracy[str(seed)][label]:.1%}")
     labels = list(next(iter(accuracy.values())))
     result["accuracy"] = {label: {**mean_spread([accuracy[s][label] for s in accuracy]),

@@ -25,7 +25,7 @@ def run_pipeline(store_path: Path, config: Any, console: Console, progress: bool
     """Run the pipeline ``config`` is for into the store at ``store_path``, then print its summary.
 
     The pipeline is ``curation.pipelines.<config.pipeline>``; its ``pipeline`` module provides
-    ``run(store, config, console, progress)`` and its ``summary`` module ``print_summary``.
+    ``execute(store, config, console, progress)`` and its ``summary`` module ``print_summary``.
     """
     store = stores.open(store_path)
     package = f"curation.pipelines.{config.pipeline}"
@@ -33,7 +33,7 @@ def run_pipeline(store_path: Path, config: Any, console: Console, progress: bool
     summary = importlib.import_module(f"{package}.summary")
     t0 = time.perf_counter()
     console.print(f"[bold]{config.pipeline} pipeline[/] into store {store.root} (seed {config.seed})")
-    result = pipeline.run(store, config, console, progress=progress)
+    result = pipeline.execute(store, config, console, progress=progress)
     summary.print_summary(result, config, console, time.perf_counter() - t0)
     return result
 

@@ -58,6 +58,7 @@ def check_report(page: Path, screenshot: Path | None = None, timeout: float = 12
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: render a report page in headless Chromium, optionally screenshot it; exit code 0 if clean."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("page", type=Path)
     p.add_argument("--screenshot", type=Path, default=None)

@@ -104,3 +104,15 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 def test_no_module_over_500_lines() -> None:
     long = {name: n for name, path in modules().items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
     assert long == {}
+
+
+def test_modules_and_public_names_are_documented() -> None:
+    missing = []
+    for name, path in modules().items():
+        tree = ast.parse(path.read_text())
+        if not ast.get_docstring(tree):
+            missing.append(name)
+        missing += [f"{name}.{node.name}" for node in tree.body
+                    if isinstance(node, ast.FunctionDef | ast.ClassDef) and not node.name.startswith("_")
+                    and not ast.get_docstring(node)]
+    assert missing == []

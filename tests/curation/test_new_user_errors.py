@@ -224,3 +224,17 @@ def test_resumed_progress_counts_only_new_work_in_its_rate(monkeypatch) -> None:
     assert bar.rate == 0 and bar.count == 90
     bar.close()
     assert json.dumps(bar.line())  # a plain string
+
+
+def test_loading_a_model_prints_no_third_party_progress_bars(tmp_path, capfd) -> None:
+    from transformers.utils import logging as hf_logging
+
+    from attribution.models import load_causal_lm, load_tokenizer
+
+    folder = save_tiny_lm(tmp_path / "lm")
+    hf_logging.enable_progress_bar()  # as a fresh process has it
+    capfd.readouterr()
+    load_causal_lm(folder)
+    load_tokenizer(folder)
+    captured = capfd.readouterr()
+    assert "Loading" not in captured.err + captured.out and "%|" not in captured.err + captured.out

@@ -10,7 +10,11 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from attribution.config import field_help
+from attribution.strategies import check_strategy
 from curation.config import Section
+
+ENGINE_HELP = field_help()  # the engine's settings are described once, in attribution.config
 
 
 class DataSection(Section):
@@ -70,10 +74,16 @@ class ModelSection(Section):
 class AttributionSection(Section):
     """How influence evidence is computed on the model trained on noisy data."""
 
-    strategy: Literal["ekfac", "kfac", "diagonal", "identity"] = Field("ekfac", description="Hessian approximation")
-    damping: float | None = Field(None, description="absolute damping (default: 0.1 x mean eigenvalue)")
-    batch_size: int = Field(64, gt=0, description="training samples per batch when fitting factors and scoring")
+    strategy: str = Field("ekfac", description=ENGINE_HELP["strategy"])
+    damping: float | None = Field(None, description=ENGINE_HELP["damping"])
+    batch_size: int = Field(64, gt=0, description=ENGINE_HELP["batch_size"])
     max_failing_queries: int = Field(100, ge=0, description="most wrong dev answers used as failing queries")
+
+    @field_validator("strategy")
+    @classmethod
+    def _strategy(cls, v: str) -> str:
+        check_strategy(v)
+        return v
 
 
 class FilterSection(Section):

@@ -108,7 +108,7 @@ class NoisyCoTPipeline:
         self.result.seconds.setdefault(f"train_{dataset}", time.perf_counter() - t0)
         return folder
 
-    def evaluate(self, folder: Path, split: str | None = None) -> SplitAccuracy:
+    def split_accuracy(self, folder: Path, split: str | None = None) -> SplitAccuracy:
         """Greedy accuracy of a model on a split (default: test), answers found by the config's pattern."""
         return greedy_accuracy(self.store, folder, self.tokenizer, split or self.splits.test,
                                max_length=self.lm_cfg.max_length, answer_field=self.cfg.data.answer_field,
@@ -217,7 +217,7 @@ class NoisyCoTPipeline:
             frun = self.combined_filter(runs, b).run(self.store, train_name, seed=self.cfg.seed)
             name = self.curate_flagged(train_name, frun.run_id)
             folder = self.ensure_model(name)
-            dev_acc, test_acc = self.evaluate(folder, self.splits.dev).accuracy, self.evaluate(folder).accuracy
+            dev_acc, test_acc = self.split_accuracy(folder, self.splits.dev).accuracy, self.split_accuracy(folder).accuracy
             r.budgets.append({"budget": b, "dev_acc": dev_acc, "test_acc": test_acc, "flags_run": frun.run_id,
                               "curated": name})
             self.say(f"    budget {b:.0%}: dev accuracy {dev_acc:.1%}")
@@ -248,8 +248,8 @@ class NoisyCoTPipeline:
 
         self.say("[bold]2. train on the noisy traces[/]")
         noisy_dir = self.ensure_model(s.train)
-        test = self.evaluate(noisy_dir)
-        dev = self.evaluate(noisy_dir, s.dev) if s.dev else None
+        test = self.split_accuracy(noisy_dir)
+        dev = self.split_accuracy(noisy_dir, s.dev) if s.dev else None
         r.accuracy["noisy"] = test.accuracy
         r.dev_accuracy["noisy"] = dev.accuracy if dev else float("nan")
         self.say(f"  test accuracy (greedy, {len(test.correct)} held-out problems): {test.accuracy:.1%}; "
@@ -277,9 +277,9 @@ class NoisyCoTPipeline:
 
         self.say("[bold]5. retrain[/] on the curated traces (same seed and steps)")
         curated_dir = self.ensure_model(curated)
-        r.accuracy["curated"] = self.evaluate(curated_dir).accuracy
+        r.accuracy["curated"] = self.split_accuracy(curated_dir).accuracy
         if s.dev:
-            r.dev_accuracy["curated"] = self.evaluate(curated_dir, s.dev).accuracy
+            r.dev_accuracy["curated"] = self.split_accuracy(curated_dir, s.dev).accuracy
         if c.clean_reference and s.has_truth:
             self.clean_reference(s.train)
         r.seconds["total"] = time.perf_counter() - t_start
@@ -312,14 +312,14 @@ class NoisyCoTPipeline:
         clean = f"{self.cfg.name}_clean_only"
         curate(self.store, clean, train_name, flag_runs=[], where="noise = 'clean' OR NOT trace_changed", replace=True)
         r.datasets["clean_only"] = clean
-        r.accuracy["clean_only"] = self.evaluate(self.ensure_model(clean)).accuracy
+        r.accuracy["clean_only"] = self.split_accuracy(self.ensure_model(clean)).accuracy
         r.recovery = {"noisy_acc": r.accuracy["noisy"], "curated_acc": r.accuracy["curated"],
                       "clean_acc": r.accuracy["clean_only"], "budget": r.budget,
                       "gap_recovered": gap_recovered(r.accuracy["noisy"], r.accuracy["curated"],
                                                      r.accuracy["clean_only"])}
 
 
-def run(store: stores.Store, config: NoisyCoTConfig, console: Console | None = None,
-        progress: bool = False) -> NoisyCoTResult:
+def execute(store: stores.Store, config: NoisyCoTConfig, console: Console | None = None,
+            progress: bool = False) -> NoisyCoTResult:
     """Run the noisy-CoT pipeline on ``store`` (the entry point ``curation run`` dispatches to)."""
     return NoisyCoTPipeline(store, config, console, progress=progress).execute()
