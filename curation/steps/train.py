@@ -23,6 +23,7 @@ import torch
 import stores
 from attribution.data import CompletionDataset, char_tokenizer, completion_dataset_from_store
 from attribution.keys import short_digest
+from attribution.models import quiet_transformers
 from attribution.tasks import CausalLMTask
 from stores.atomic import atomic_folder
 from stores.progress import StepProgress
@@ -143,6 +144,7 @@ def save_lm(model, tokenizer, folder: Path | str) -> Path:
     failed save never leaves a half folder whose ``config.json`` a resumed run would trust.
     """
     folder = Path(folder)
+    quiet_transformers()
     with atomic_folder(folder) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)

@@ -36,9 +36,9 @@ from attribution.tasks import CausalLMTask
 from filters import Budget, Filter, NoisyCoTFilter, SelfScoreFilter
 from stores.curate import curate
 
-from ...errors import PipelineError
 from ...evaluation import gap_recovered
 from ...steps.attribute import top_pusher_token_scores
+from ...steps.curate import curate_flagged
 from ...steps.detection import detection_table, evidence_scores, flags_scores, noise_truth
 from ...steps.evaluate import SplitAccuracy, greedy_accuracy
 from ...steps.records import generated_key, ingest_records
@@ -183,22 +183,8 @@ class NoisyCoTPipeline:
         return out
 
     def curate_flagged(self, train_name: str, flags_run: str) -> str:
-        """The training set minus one flags run's flagged traces, as a dataset named after that run.
-
-        Named ``<name>_curated_<flags run id>``, so runs with other budgets or weights never
-        overwrite each other's curated data; the same flags run reuses its dataset. Refuses a
-        curation that keeps nothing (there would be nothing to retrain on).
-        """
-        name = f"{self.cfg.name}_curated_{flags_run}"
-        if self.store.sql("SELECT 1 FROM datasets WHERE name = ?", [name]).height:
-            return name
-        n_total = self.store.dataset_info(train_name)["n_samples"]
-        n_flagged = int(self.store.read_flags(flags_run)["flagged"].sum())
-        if n_flagged >= n_total:
-            raise PipelineError(f"flags run {flags_run} flags all {n_total} traces of {train_name}: the curated set "
-                                "would be empty, with nothing to retrain on; lower filter.budget")
-        curate(self.store, name, train_name, flag_runs=[flags_run])
-        return name
+        """The training set minus a flags run's flagged traces (see :func:`curation.steps.curate.curate_flagged`)."""
+        return curate_flagged(self.store, self.cfg.name, train_name, flags_run)
 
     def choose_budget(self, train_name: str, runs: dict[str, str], noisy_dev: float, noisy_test: float) -> float:
         """Pick the flag budget by dev accuracy of the retrained model (see the module docstring).
