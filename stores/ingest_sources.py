@@ -105,6 +105,8 @@ class InputSource:
         """Column names and DuckDB types of the input."""
         rows = self.con.execute(f"DESCRIBE SELECT * FROM {self.relation_sql(full_sample)}").fetchall()
         described = [(r[0], r[1]) for r in rows]
+        if self.fmt == "jsonl" and not full_sample and self._keys_beyond(described):
+            return self.describe(True)  # keys the type sample never saw: detect on every line
         if self.fmt == "jsonl" and not full_sample:
             # DuckDB's JSON reader calls integers HUGEINT when negatives mix with positives, which
             # lands in Parquet as DECIMAL(38,0); BIGINT is what the data is. A value that does not
@@ -113,6 +115,20 @@ class InputSource:
         if self.fmt == "csv":
             self._check_csv_header(len(described))
         return described
+
+    def _keys_beyond(self, described: list[tuple[str, str]]) -> bool:
+        """Whether any line of a jsonl input has a top-level key the sampled columns lack.
+
+        DuckDB types a jsonl file's columns from its first lines (20,480 by default); a key that
+        first appears later would otherwise be dropped without a word. One pass over the keys only.
+        """
+        p = sql_literal(str(self.path))
+        known = [c for c, _ in described]
+        row = self.con.execute(
+            f"SELECT count(*) FROM (SELECT DISTINCT unnest(json_keys(json)) AS k FROM "
+            f"read_json_objects({p}, format = 'newline_delimited', maximum_object_size = 33554432) "
+            f"WHERE json_type(json) = 'OBJECT') WHERE k NOT IN (SELECT unnest(?::VARCHAR[]))", [known]).fetchall()
+        return bool(row and row[0][0])
 
     def _check_csv_header(self, n_detected: int) -> None:
         with open_input(self.path, text=True) as fh:

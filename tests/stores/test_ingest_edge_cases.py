@@ -348,3 +348,21 @@ def test_cli_prints_the_one_line_error(tmp_path: Path) -> None:
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "truncated or corrupt gzip stream" in lines[0], proc.stderr
+
+
+# ---------------------------------------------------------------------- keys past the type sample
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz"])
+def test_a_key_first_seen_after_the_type_sample_is_kept(tmp_path: Path, store: stores.Store, suffix: str) -> None:
+    rows = [{"text": f"row {i}"} for i in range(25_000)]
+    rows[24_000]["late"] = "only here"
+    rows[24_001]["late_num"] = 7
+    path = write_jsonl(tmp_path / "late.jsonl", rows)
+    if suffix == ".jsonl.gz":
+        gz = tmp_path / "late.jsonl.gz"
+        gz.write_bytes(gzip.compress(path.read_bytes()))
+        path = gz
+    res = ingest(store, path, "late")
+    assert {"late", "late_num"} <= {f["name"] for f in res.fields}
+    got = store.sql("SELECT late, late_num FROM samples WHERE dataset = 'late' AND (late IS NOT NULL "
+                    "OR late_num IS NOT NULL) ORDER BY ordinal")
+    assert got.rows() == [("only here", None), (None, 7)]
