@@ -23,7 +23,7 @@ from .dataset_writer import (
 from .errors import DatasetExistsError, QueryError, StoreError
 from .export import dataset_relation
 from .names import validate_name
-from .progress import RowProgress
+from .progress import StepProgress
 from .records import utcnow
 from .schema import sql_literal
 from .store import Store
@@ -129,7 +129,7 @@ def curate(
                 f"FROM ({base}) WHERE _flag_reason IS NOT NULL OR NOT _keep ORDER BY ordinal"
             )
             try:
-                with RowProgress(f"curate {name}", enabled=progress) as bar:
+                with StepProgress(f"curate {name}", enabled=progress) as bar:
                     reader = con.sql(kept_sql, params=params).to_arrow_reader(100_000)
                     _, n_kept, n_dup, fingerprint = write_dataset_shards(
                         store, run.id, name, iter(reader), batch_rows=batch_rows, progress=bar,

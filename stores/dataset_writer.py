@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from .atomic import remove_stale_temp_files
 from .catalog import Catalog
 from .errors import DatasetExistsError, IngestError, StoreError
-from .progress import RowProgress
+from .progress import StepProgress
 from .records import first_row, utcnow
 from .runs import RunHandle, supersede_run
 from .shards import delete_run_files, write_shard
@@ -101,7 +101,7 @@ def write_dataset_shards(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     drop_duplicates: bool = False,
     required: tuple[str, ...] = (),
-    progress: RowProgress | None = None,
+    progress: StepProgress | None = None,
     source_label: str = "input",
 ) -> tuple[int, int, int, str]:
     """Write ``samples`` shards for a dataset from batches that start with a ``sample_id`` column.

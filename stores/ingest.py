@@ -44,7 +44,7 @@ from .ingest_files import FORMATS, csv_delimiter, detect_format, input_bytes, op
 from .ingest_roles import resolve_roles, role_expr
 from .ingest_sources import InputSource
 from .names import validate_name
-from .progress import RowProgress
+from .progress import StepProgress
 from .store import Store
 
 __all__ = [  # the public names of ingest, wherever they live now
@@ -253,7 +253,7 @@ def _ingest_once(
     fields = [f for _, _, f in outputs]
     reader = source.con.sql(inner).to_arrow_reader(batch_rows)
     required = tuple(r for r in TEXT_ROLES if r in roles)
-    with RowProgress(f"ingest {dataset}", enabled=progress) as bar:
+    with StepProgress(f"ingest {dataset}", enabled=progress) as bar:
         n_read, n_written, n_dup, fingerprint = write_dataset_shards(
             store, run_id, dataset, iter(reader), batch_rows=batch_rows,
             drop_duplicates=drop_duplicates, required=required, progress=bar, source_label=str(path),

@@ -93,11 +93,6 @@ class StepProgress:
         """Units per second done by this process so far."""
         return (self.count - self._resumed) / max(self.elapsed, 1e-9)
 
-    @property
-    def rows(self) -> int:
-        """Units done so far (resumed work included); the name ingest and curate use."""
-        return self.count
-
     def _rate_text(self) -> str:
         return f"{self.rate:,.0f} {self.unit}/s" if self.rate >= 10 else f"{self.rate:,.2f} {self.unit}/s"
 
@@ -140,11 +135,3 @@ class StepProgress:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class RowProgress(StepProgress):
-    """Rows processed and throughput of a store operation (ingest, curate), on stderr."""
-
-    def __init__(self, description: str, total_bytes: int | None = None, enabled: bool = True):
-        super().__init__(description, unit="rows", enabled=enabled)
-        self.total_bytes = total_bytes

@@ -148,7 +148,6 @@ def run_attribution(store: stores.Store, req: AttributeRequest, *, progress: boo
         max_length = resolve_max_length(req.max_length, model_context_length(net), req.model)
         tok = load_tokenizer(req.tokenizer or req.model)
         train = completion_samples(store, req.train, tok, max_length)
-        _check_rows(len(train), "training dataset", req.train)
         queries = completion_samples(store, query_dataset, tok, max_length, wanted)
         influence_task = CausalLMTask(net)
     else:
@@ -159,7 +158,6 @@ def run_attribution(store: stores.Store, req: AttributeRequest, *, progress: boo
         net = load_mlp(req.model)
         regression = req.task == "regression"
         train, cols = tabular_samples(store, req.train, req.features, req.label_field, regression=regression)
-        _check_rows(len(train), "training dataset", req.train)
         queries, _ = tabular_samples(store, query_dataset, cols, req.label_field, wanted, regression=regression)
         if train.data.tensors[0].shape[1] != net.config["n_in"]:
             raise AttributeRequestError(

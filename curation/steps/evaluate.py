@@ -59,12 +59,13 @@ class SplitAccuracy:
 def greedy_accuracy(store: stores.Store, folder: Path, tokenizer, split: str, *, max_length: int,
                     answer_field: str = "true_answer", pattern: str = TINT_ANSWER_PATTERN) -> SplitAccuracy:
     """Greedy accuracy of the model in ``folder`` on the store dataset ``split`` (completions cached)."""
-    fields = {f["name"] for f in store.dataset_info(split)["fields"]}
+    info = store.dataset_info(split)
+    fields = {f["name"] for f in info["fields"]}
     if answer_field not in fields:
         raise PipelineError(f"dataset {split!r} has no answer field {answer_field!r} (fields: {', '.join(sorted(fields))}); "
                             "set data.answer_field")
     data = store.read_samples(split, columns=["prompt", answer_field])
-    fp = store.dataset_info(split)["fingerprint"][:12]
+    fp = info["fingerprint"][:12]
     cache = folder / f"outputs-{split}-{fp}-{max_length}-{decoding_code_key()}.json"
     if cache.is_file():
         outs = json.loads(cache.read_text())
