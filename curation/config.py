@@ -17,7 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 #: pipeline name -> "module:class" of its settings model
-PIPELINE_CONFIGS = {"noisy_cot": "curation.pipelines.noisy_cot.config:NoisyCoTConfig"}
+PIPELINE_CONFIGS = {"noisy_cot": "curation.pipelines.noisy_cot.config:NoisyCoTConfig",
+                    "contamination": "curation.pipelines.contamination.config:ContaminationConfig"}
 
 
 class Section(BaseModel):

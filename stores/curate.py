@@ -20,6 +20,7 @@ from .dataset_writer import (
     register_dataset,
     write_dataset_shards,
 )
+from .edits import apply_edits, edits_by_sample
 from .errors import DatasetExistsError, QueryError, StoreError
 from .export import dataset_relation
 from .names import validate_name
@@ -80,12 +81,21 @@ def curate(
     replace: bool = False,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: bool = False,
+    drops: pa.Table | None = None,
+    edits: pa.Table | None = None,
+    separator: str = "\n\n",
+    extra_config: dict | None = None,
 ) -> CurateResult:
     """Create dataset ``name`` = ``parent`` minus samples flagged by the chosen flag runs.
 
     Flag runs default (``None``) to every finished run with flags whose dataset is ``parent``
     (optionally only rows of the named ``filters``); ``[]`` applies no flags (``where`` alone). ``where`` is a SQL predicate a sample must also satisfy
     to be kept. Registered in ``datasets`` and ``curated``; drops go to ``curated_drops``.
+
+    ``drops`` (columns sample_id, reason) drops more samples with their reasons; ``edits``
+    (sample_id, field, start, end, reason) cuts spans out of the kept samples' text fields
+    (:mod:`stores.edits`: the pieces left are joined by ``separator``, an edited sample gets a
+    new id), audited in ``curated_edits``. ``extra_config`` is recorded in the run's config.
     """
     validate_name(name)
     if name == parent:
@@ -94,12 +104,18 @@ def curate(
     if not replace and store.sql("SELECT 1 FROM datasets WHERE name = ?", [name]).height:
         raise DatasetExistsError(f"dataset {name!r} already exists; pass --replace to overwrite it")
     runs = _flag_runs(store, parent, flag_runs, filters)
-    if not runs and not where:
+    text_fields = {f["name"] for f in parent_info["fields"] if str(f.get("type") or "VARCHAR").upper() == "VARCHAR"}
+    edit_map = edits_by_sample(edits, text_fields)
+    if drops is not None and not {"sample_id", "reason"} <= set(drops.column_names):
+        raise StoreError("drops need columns sample_id and reason")
+    if not runs and not where and not edit_map and (drops is None or drops.num_rows == 0):
         raise StoreError(
             f"nothing to curate: no finished filter runs with flags for dataset {parent!r}; "
             "run a filter first or pass --where"
         )
-    config = {"parent": parent, "flag_runs": runs, "filters": list(filters or []), "where": where}
+    config = {"parent": parent, "flag_runs": runs, "filters": list(filters or []), "where": where,
+              "n_extra_drops": 0 if drops is None else drops.num_rows, "n_edited": len(edit_map),
+              **(extra_config or {})}
     with store.run(
         "curate", config=config, dataset=name, parent_run=parent_info["run_id"], all_or_nothing=True
     ) as run:
@@ -107,14 +123,17 @@ def curate(
         with store.connect() as con:
             src = dataset_relation(store, con, parent)
             filt = " AND filter IN (SELECT unnest($filters::VARCHAR[]))" if filters else ""
-            drops = (
-                "SELECT sample_id, "
-                "string_agg(filter || ' [' || run_id || ']: ' || reason, '; ' ORDER BY filter) AS _flag_reason "
-                f"FROM flags WHERE flagged AND run_id IN (SELECT unnest($runs::VARCHAR[])){filt} GROUP BY sample_id"
+            con.register("_extra_drops", drops.select(["sample_id", "reason"]) if drops is not None
+                         else pa.table({"sample_id": pa.array([], pa.string()), "reason": pa.array([], pa.string())}))
+            drop_sql_rows = (
+                "SELECT sample_id, filter || ' [' || run_id || ']: ' || reason AS r, filter AS o "
+                f"FROM flags WHERE flagged AND run_id IN (SELECT unnest($runs::VARCHAR[])){filt} "
+                "UNION ALL SELECT sample_id, reason AS r, '' AS o FROM _extra_drops"
             )
+            drop_reasons = f"SELECT sample_id, string_agg(r, '; ' ORDER BY o) AS _flag_reason FROM ({drop_sql_rows}) GROUP BY sample_id"
             keep = f"coalesce(({where}), false)" if where else "true"
             base = (
-                f"WITH drops AS ({drops}), parent AS (SELECT * FROM {src}) "
+                f"WITH drops AS ({drop_reasons}), parent AS (SELECT * FROM {src}) "
                 f"SELECT p.*, d._flag_reason, {keep} AS _keep FROM parent p "
                 "LEFT JOIN drops d USING (sample_id)"
             )
@@ -129,12 +148,18 @@ def curate(
                 f"FROM ({base}) WHERE _flag_reason IS NOT NULL OR NOT _keep ORDER BY ordinal"
             )
             try:
+                audit: list[dict] = []
                 with StepProgress(f"curate {name}", enabled=progress) as bar:
                     reader = con.sql(kept_sql, params=params).to_arrow_reader(100_000)
+                    batches = (apply_edits(b, edit_map, separator, audit) for b in reader)
                     _, n_kept, n_dup, fingerprint = write_dataset_shards(
-                        store, run.id, name, iter(reader), batch_rows=batch_rows, progress=bar,
+                        store, run.id, name, batches, batch_rows=batch_rows, progress=bar,
                         source_label=f"dataset {parent}",
                     )
+                if audit:
+                    table = pa.Table.from_pylist(audit)
+                    table = table.add_column(0, "curated", pa.array([name] * table.num_rows, pa.string()))
+                    run.write("curated_edits", table, shard=0)
                 n_dropped = 0
                 shard = 0
                 for batch in con.sql(drop_sql, params=params).to_arrow_reader(batch_rows):

@@ -6,12 +6,14 @@ Writing a dataset (ingest, curate) is :mod:`stores.dataset_writer`.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from .catalog import Catalog
 from .damage import unreadable_arrow
@@ -78,6 +80,28 @@ def read_samples(catalog: Catalog, name: str, columns: Sequence[str] | None = No
                     "or drop the dataset"
                 ) from exc
         raise
+
+
+def iter_samples(
+    catalog: Catalog, name: str, columns: Sequence[str] | None = None, batch_rows: int = 10_000
+) -> Iterator[pl.DataFrame]:
+    """A dataset's samples in ingest order, ``batch_rows`` at a time (memory bounded by the batch).
+
+    Every batch has the ``ordinal`` column (the sample's position in the dataset) besides
+    ``columns``; a dataset without rows yields nothing.
+    """
+    wanted = list(dict.fromkeys(["ordinal", *(columns or [])])) if columns else None
+    for path in dataset_files(catalog, name):
+        try:
+            reader = pq.ParquetFile(path)
+            for batch in reader.iter_batches(batch_size=batch_rows, columns=wanted):
+                yield pl.from_arrow(batch)
+        except (OSError, pa.ArrowException) as exc:
+            reason = unreadable_arrow(path) or str(exc)
+            raise ShardDamagedError(
+                f"cannot read {Path(path).relative_to(catalog.root)} of dataset {name!r} ({reason}); "
+                "run `curation check` to list damaged files"
+            ) from exc
 
 
 def _empty_samples_frame(fields: list[dict[str, Any]]) -> pl.DataFrame:

@@ -117,6 +117,67 @@ SHARD_SCHEMAS: dict[str, pa.Schema] = {
             ("reason", pa.string()),
         ]
     ),
+    # A corpus n-gram index (contamination): one row per word position of each document, the
+    # hash of the n words starting there (see filters/contamination/ngrams.py).
+    "ngram_index": pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("ordinal", pa.int64()),
+            ("position", pa.int32()),
+            ("hash", pa.uint64()),
+        ]
+    ),
+    # Contamination evidence: one row per (benchmark item, training document) a method matched.
+    # ``hit`` says whether the pair passes the method's rule at its settings; spans are [start, end)
+    # character offsets in the item text and in the document text.
+    "contamination_matches": pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("method", pa.string()),
+            ("benchmark", pa.string()),
+            ("item_id", pa.string()),
+            ("sample_id", pa.string()),
+            ("score", pa.float64()),
+            ("hit", pa.bool_()),
+            ("item_start", pa.int32()),
+            ("item_end", pa.int32()),
+            ("doc_start", pa.int32()),
+            ("doc_end", pa.int32()),
+            ("detail", pa.string()),
+        ]
+    ),
+    # The item-level verdict of a contamination run: one row per benchmark item.
+    "contamination_items": pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("benchmark", pa.string()),
+            ("item_id", pa.string()),
+            ("item_name", pa.string()),
+            ("dirty", pa.bool_()),
+            ("score", pa.float64()),
+            ("methods", pa.string()),
+            ("forms", pa.string()),
+            ("n_documents", pa.int64()),
+            ("example_document", pa.string()),
+            ("example_span", pa.string()),
+            ("reason", pa.string()),
+        ]
+    ),
+    # Spans cut out of samples by a curation (contamination's cut mode): the audit of each edit.
+    # An edited sample gets a new id (``new_sample_id``): its content changed.
+    "curated_edits": pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("curated", pa.string()),
+            ("sample_id", pa.string()),
+            ("new_sample_id", pa.string()),
+            ("field", pa.string()),
+            ("start", pa.int32()),
+            ("end", pa.int32()),
+            ("removed", pa.string()),
+            ("reason", pa.string()),
+        ]
+    ),
     "curated_drops": pa.schema(
         [
             ("run_id", pa.string()),
@@ -136,6 +197,7 @@ _DUCK_TYPES = {
     pa.float32(): "FLOAT",
     pa.float64(): "DOUBLE",
     pa.int64(): "BIGINT",
+    pa.uint64(): "UBIGINT",
     pa.int32(): "INTEGER",
     pa.bool_(): "BOOLEAN",
 }

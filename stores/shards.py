@@ -212,8 +212,8 @@ def register_shards(catalog: Catalog, run_id: str) -> list[ShardInfo]:
     return found
 
 
-def scan(catalog: Catalog, table: str, run_id: str | None = None) -> pl.LazyFrame:
-    """A polars LazyFrame over the visible shards of ``table`` (optionally of one run)."""
+def shard_paths(catalog: Catalog, table: str, run_id: str | None = None) -> list[str]:
+    """Absolute paths of the registered shards of ``table`` of finished runs (optionally one run)."""
     check_table(table)
     query = """SELECT s.path FROM shards s JOIN runs r USING (run_id)
                WHERE r.status = 'finished' AND s.table_name = ?"""
@@ -222,7 +222,13 @@ def scan(catalog: Catalog, table: str, run_id: str | None = None) -> pl.LazyFram
         query += " AND s.run_id = ?"
         params.append(run_id)
     with catalog.connect() as con:
-        paths = [str(catalog.root / p) for (p,) in con.execute(query + " ORDER BY s.run_id, s.shard", params).fetchall()]
+        rows = con.execute(query + " ORDER BY s.run_id, s.shard", params).fetchall()
+    return [str(catalog.root / p) for (p,) in rows]
+
+
+def scan(catalog: Catalog, table: str, run_id: str | None = None) -> pl.LazyFrame:
+    """A polars LazyFrame over the visible shards of ``table`` (optionally of one run)."""
+    paths = shard_paths(catalog, table, run_id)
     if not paths:
         return pl.from_arrow(SHARD_SCHEMAS[table].empty_table()).lazy()
     if table in OPEN_SCHEMA_TABLES:  # datasets differ in columns: align on the first one's

@@ -88,6 +88,7 @@ class Store(Catalog):
     register_shards = _shards.register_shards
     delete_run_files = _shards.delete_run_files
     scan = _shards.scan
+    shard_paths = _shards.shard_paths
 
     # results of runs (stores.result_tables)
     write_scores = _results.write_scores
@@ -108,6 +109,7 @@ class Store(Catalog):
     dataset_info = _datasets.dataset_info
     dataset_files = _datasets.dataset_files
     read_samples = _datasets.read_samples
+    iter_samples = _datasets.iter_samples
     drop_dataset = _datasets.drop_dataset
 
     # artifacts and leftovers

@@ -104,12 +104,20 @@ def curate(
     filter: Annotated[list[str] | None, typer.Option("--filter", help="Only flags of this filter (repeatable)")] = None,
     where: Annotated[str | None, typer.Option(help="SQL predicate a sample must also satisfy to be kept")] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Replace an existing dataset of that name")] = False,
+    cut_spans: Annotated[bool, typer.Option("--cut-spans", help="With one contamination --flags run: cut the matched spans (janitor-style, audit in curated_edits) instead of dropping documents")] = False,
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
     """Materialise a curated dataset: the parent minus flagged samples (audit in curated_drops)."""
     from stores.curate import curate as run_curate
 
     s = open_store(store)
+    if cut_spans:
+        from curation.steps.contamination import cut_contamination
+
+        res = cut_contamination(s, name, parent, flags or [], replace=replace, progress=True)
+        out.print(f"[green]curated[/] {name}: kept {res.n_kept:,} (spans cut from some), dropped {res.n_dropped:,} of {parent}")
+        out.print(f"  audit: curation sql \"SELECT * FROM curated_edits WHERE curated = '{name}'\"")
+        return
     res = run_curate(s, name, parent, flag_runs=flags or None, filters=filter, where=where, replace=replace,
                      progress=True)
     out.print(

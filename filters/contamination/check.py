@@ -1,0 +1,204 @@
+"""Check a training dataset against benchmarks: one evidence run per method, then the combined verdict.
+
+Methods (each writes its own ``contamination`` run of ``contamination_matches`` rows, found
+again by a digest of its inputs and settings, so a second check reuses it):
+
+* ``ngram`` - janitor n-gram rule (13 words, fewer for short items) or absolute hits;
+* ``coverage`` - Llama 2 token coverage (>= 80% of the item inside long matches);
+* ``code`` - for code benchmarks: code tokens with local identifiers masked (renamed copies);
+* ``near_dup`` - MinHash LSH over word 5-gram shingles of document windows, exact Jaccard.
+
+The text of every document is read once per index (``ngram``/``coverage`` share the words
+index; ``code`` has its own) and once for ``near_dup``; memory is bounded by a batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+import stores
+from attribution.keys import digest
+from stores.progress import StepProgress
+
+from ..base import FilterRun
+from .items import (
+    BenchmarkItem,
+    ContaminationInputError,
+    document_text,
+    is_code_benchmark,
+    read_items,
+    train_fields,
+)
+from .ngrams import IndexRun, NgramSettings, build_index, ngram_evidence
+
+METHODS = ("ngram", "coverage", "code", "near_dup")
+DEFAULT_METHODS = METHODS
+#: bump when a method's matching code changes what it finds, so stored evidence is recomputed
+EVIDENCE_VERSION = 1
+
+
+@dataclass
+class EvidenceRun:
+    """One method's evidence run: id, rows, hits, and the cost of computing it (0 when reused)."""
+
+    method: str
+    run_id: str
+    n_rows: int
+    n_hits: int
+    seconds: float
+    reused: bool
+
+
+@dataclass
+class ContaminationCheck:
+    """What a check found and wrote: evidence runs, indexes, the combined flags run, skipped items."""
+
+    train: str
+    benchmarks: list[str]
+    items: list[BenchmarkItem]
+    evidence: list[EvidenceRun] = field(default_factory=list)
+    indexes: list[IndexRun] = field(default_factory=list)
+    verdict: FilterRun | None = None
+    skipped: dict[str, list[str]] = field(default_factory=dict)
+    text_fields: list[str] = field(default_factory=list)
+
+    @property
+    def flags_run(self) -> str:
+        """Run id of the combined verdict (document flags and the item table)."""
+        assert self.verdict is not None
+        return self.verdict.run_id
+
+
+def check_contamination(
+    store: stores.Store, train: str, benchmarks: Sequence[str], *, methods: Sequence[str] = DEFAULT_METHODS,
+    text_fields: Sequence[str] | None = None, question_field: str | None = None, answer_field: str | None = None,
+    ngram: NgramSettings | None = None, near_dup: Any = None, verdict_methods: Sequence[str] | None = None,
+    progress: bool = False,
+) -> ContaminationCheck:
+    """Run the chosen evidence ``methods`` of ``train`` against ``benchmarks`` and combine them.
+
+    ``verdict_methods`` chooses whose hits flag documents (default: all run methods).
+    Returns the evidence runs and the verdict run (``flags`` + ``contamination_items``).
+    """
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ContaminationInputError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; "
+                                      f"expected some of {', '.join(METHODS)}")
+    if not benchmarks:
+        raise ContaminationInputError("no benchmark given: name at least one benchmark dataset")
+    ngram = ngram or NgramSettings()
+    fields = train_fields(store, train, text_fields)
+    items = [it for b in benchmarks for it in read_items(store, b, question_field, answer_field)]
+    out = ContaminationCheck(train, list(benchmarks), items, text_fields=fields)
+    identity = {"train": train, "train_fingerprint": store.dataset_info(train)["fingerprint"], "fields": fields,
+                "benchmarks": {b: store.dataset_info(b)["fingerprint"] for b in benchmarks},
+                "question_field": question_field, "answer_field": answer_field, "version": EVIDENCE_VERSION}
+
+    words = [m for m in ("ngram", "coverage") if m in methods]
+    if words:
+        config = {**identity, "settings": asdict(ngram)}
+        ids = {m: _run_id(m, config) for m in words}
+        if not all(_finished(store, r) for r in ids.values()):
+            index = build_index(store, train, fields=fields, normaliser="words", k=ngram.min_n,
+                                batch_rows=ngram.batch_rows, progress=progress)
+            out.indexes.append(index)
+            with StepProgress("n-gram check", total=None, unit="pairs", enabled=progress) as bar:
+                ev = ngram_evidence(store, train, fields, items, index, ngram, methods=words, progress=bar.advance)
+            out.skipped["ngram"] = ev.skipped
+            for m in words:
+                rows = [r for r in ev.rows if r["method"] == m]
+                out.evidence.append(_write(store, m, ids[m], {**config, "index": index.run_id}, train, rows,
+                                           ev.seconds + index.seconds))
+        else:
+            out.evidence += [_reused(store, m, ids[m]) for m in words]
+
+    code_items = _code_items(items, ngram.code) if "code" in methods else []
+    if code_items:
+        config = {**identity, "settings": asdict(ngram), "code_benchmarks": sorted({i.benchmark for i in code_items})}
+        run_id = _run_id("code", config)
+        if _finished(store, run_id):
+            out.evidence.append(_reused(store, "code", run_id))
+        else:
+            index = build_index(store, train, fields=fields, normaliser="code", k=ngram.code_k,
+                                batch_rows=ngram.batch_rows, progress=progress)
+            out.indexes.append(index)
+            ev = ngram_evidence(store, train, fields, code_items, index, ngram)
+            out.skipped["code"] = ev.skipped
+            out.evidence.append(_write(store, "code", run_id, {**config, "index": index.run_id}, train, ev.rows,
+                                       ev.seconds + index.seconds))
+
+    if "near_dup" in methods:
+        from .near_dup import NearDupIndex, NearDupSettings, near_duplicate_table
+
+        settings = near_dup or NearDupSettings()
+        config = {**identity, "settings": asdict(settings)}
+        run_id = _run_id("near_dup", config)
+        if _finished(store, run_id):
+            out.evidence.append(_reused(store, "near_dup", run_id))
+        else:
+            t0 = time.perf_counter()
+            by_key = {it.key: it for it in items}
+            index = NearDupIndex([(it.key, it.text) for it in items], settings)
+            out.skipped["near_dup"] = list(index.skipped)
+            with StepProgress("near-duplicate check", total=store.dataset_info(train)["n_samples"],
+                              unit="documents", enabled=progress) as bar:
+                table = near_duplicate_table(index, _documents(store, train, fields, bar.advance))
+            rows = [{**r, "method": "near_dup", "hit": True, "benchmark": by_key[r["item_id"]].benchmark,
+                     "item_id": by_key[r["item_id"]].item_id} for r in table.to_pylist()]
+            out.evidence.append(_write(store, "near_dup", run_id, config, train, rows, time.perf_counter() - t0))
+
+    from .verdict import ContaminationFilter
+
+    verdict = ContaminationFilter([e.run_id for e in out.evidence], items, methods=verdict_methods,
+                                  text_fields=fields)
+    out.verdict = verdict.run(store, train)
+    return out
+
+
+def _documents(store: stores.Store, train: str, fields: list[str], advance) -> Any:
+    """(sample id, text) of every training document, streamed."""
+    for batch in store.iter_samples(train, ["sample_id", *fields], batch_rows=10_000):
+        yield from zip(batch["sample_id"].to_list(), document_text(batch, fields), strict=True)
+        advance(batch.height)
+
+
+def _code_items(items: list[BenchmarkItem], mode: str) -> list[BenchmarkItem]:
+    """Items of the benchmarks matched on code tokens (``auto``: those that look like code)."""
+    if mode == "never":
+        return []
+    by_bench: dict[str, list[BenchmarkItem]] = {}
+    for it in items:
+        by_bench.setdefault(it.benchmark, []).append(it)
+    return [it for b, its in by_bench.items() if mode == "always" or is_code_benchmark(its) for it in its]
+
+
+def _run_id(method: str, config: dict) -> str:
+    return f"contamination_{method}-{digest(method, config)}"
+
+
+def _finished(store: stores.Store, run_id: str) -> bool:
+    df = store.sql("SELECT status FROM runs WHERE run_id = ?", [run_id])
+    return bool(df.height) and df["status"][0] == "finished"
+
+
+def _reused(store: stores.Store, method: str, run_id: str) -> EvidenceRun:
+    df = store.sql("SELECT count(*) AS n, count(*) FILTER (WHERE hit) AS h FROM contamination_matches WHERE run_id = ?",
+                   [run_id])
+    return EvidenceRun(method, run_id, int(df["n"][0]), int(df["h"][0]), 0.0, True)
+
+
+def _write(store: stores.Store, method: str, run_id: str, config: dict, train: str, rows: list[dict],
+           seconds: float) -> EvidenceRun:
+    """One method's rows as a finished ``contamination`` run (all or nothing)."""
+    schema = stores.schema.SHARD_SCHEMAS["contamination_matches"]
+    cols = {f.name: pa.array([r.get(f.name) if f.name != "method" else method for r in rows], f.type)
+            for f in schema if f.name != "run_id"}
+    with store.run("contamination", config={"method": method, **config, "seconds": seconds}, dataset=train,
+                   run_id=run_id, all_or_nothing=True) as run:
+        run.write("contamination_matches", pa.table(cols), shard=0)
+    return EvidenceRun(method, run_id, len(rows), sum(bool(r.get("hit")) for r in rows), seconds, False)

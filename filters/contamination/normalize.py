@@ -1,0 +1,194 @@
+"""Text normalisers for contamination matching: words (lm-eval janitor semantics) and code tokens.
+
+Both turn a text into a token sequence plus each token's character span in the original text,
+so that a match found on normalised tokens can be shown, and cut, in the raw document.
+
+* ``words``: lowercase, delete ASCII punctuation, split on whitespace: the janitor's
+  normalisation (``lm_eval/decontamination/janitor.py``), except that non-ASCII capitals are
+  lowercased too. A whitespace-separated piece that is punctuation only disappears, as in the
+  janitor's registration of contaminants. Each token also has a *masked* form in which every
+  run of digits reads ``0``: a GSM problem re-instantiated with new numbers matches its
+  original on masked tokens only, which is how re-numbered copies are told from verbatim ones.
+* ``code``: identifiers, numbers and single punctuation characters of (Python-like) source.
+  Identifiers that are not keywords, builtins or attribute names are masked to ``ID``, so a
+  solution whose function, parameters and locals were renamed matches its original.
+"""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+import re
+import string
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import xxhash
+
+NORMALISERS = ("words", "code")
+
+_DELETE_PUNCT = str.maketrans("", "", string.punctuation)
+_DIGITS = re.compile(r"\d+")
+_PIECE = re.compile(r"\S+")
+_CODE_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+(?:\.\d+)?|\S")
+_KEEP_NAMES = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins)) | {"self", "cls"}
+_CODE_LINE = re.compile(r"^[ \t]*(?:def |class |return\b|import |from \S+ import |for .+:|if .+:|while .+:)", re.M)
+
+#: identifier of the hash function; stored with every index so a changed function is never joined
+HASH_VERSION = "xxh3_64-poly-v1"
+_POLY = np.uint64(0x9E3779B97F4A7C15)
+
+
+@dataclass
+class Tokens:
+    """A normalised token sequence with each token's [start, end) span in the original text.
+
+    ``masked`` is the sequence the index hashes (digits masked for ``words``; identifiers masked
+    for ``code``); ``exact`` is the unmasked normalised sequence used to tell verbatim matches
+    from re-numbered ones.
+    """
+
+    exact: list[str]
+    masked: list[str]
+    starts: np.ndarray
+    ends: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.masked)
+
+    def span(self, first: int, last: int) -> tuple[int, int]:
+        """Character span [start, end) of tokens ``first``..``last`` (inclusive)."""
+        return int(self.starts[first]), int(self.ends[last])
+
+
+def normalise_word(piece: str) -> str:
+    """One whitespace-separated piece, janitor style: lowercase, ASCII punctuation deleted."""
+    return piece.lower().translate(_DELETE_PUNCT)
+
+
+def word_tokens(text: str) -> Tokens:
+    """``words`` normalisation of ``text`` with spans (pieces that normalise to nothing are dropped)."""
+    exact, starts, ends = [], [], []
+    for m in _PIECE.finditer(text):
+        tok = normalise_word(m.group())
+        if tok:
+            exact.append(tok)
+            starts.append(m.start())
+            ends.append(m.end())
+    masked = [_DIGITS.sub("0", t) for t in exact]
+    return Tokens(exact, masked, np.asarray(starts, np.int64), np.asarray(ends, np.int64))
+
+
+def masked_words_fast(text: str) -> list[str]:
+    """The masked ``words`` tokens of ``text`` without spans (the indexing fast path).
+
+    Equal to ``word_tokens(text).masked``: lowercasing and deleting punctuation never create or
+    remove whitespace, so normalising the whole text and splitting it gives the same pieces.
+    """
+    return _DIGITS.sub("0", text.lower().translate(_DELETE_PUNCT)).split()
+
+
+def code_tokens(text: str) -> Tokens:
+    """``code`` normalisation: identifier / number / punctuation tokens, local names masked to ``ID``."""
+    exact, masked, starts, ends = [], [], [], []
+    prev = ""
+    for m in _CODE_TOKEN.finditer(text):
+        tok = m.group()
+        is_name = tok[0].isalpha() or tok[0] == "_"
+        exact.append(tok)
+        masked.append("ID" if is_name and tok not in _KEEP_NAMES and prev != "." else tok)
+        starts.append(m.start())
+        ends.append(m.end())
+        prev = tok
+    return Tokens(exact, masked, np.asarray(starts, np.int64), np.asarray(ends, np.int64))
+
+
+def looks_like_code(text: str, min_lines: int = 2) -> bool:
+    """Whether ``text`` holds at least ``min_lines`` lines that read like Python statements."""
+    return sum(1 for _ in zip(range(min_lines), _CODE_LINE.finditer(text), strict=False)) >= min_lines
+
+
+def tokens(text: str, normaliser: str) -> Tokens:
+    """Tokens of ``text`` under ``normaliser`` (``words`` or ``code``)."""
+    if normaliser == "words":
+        return word_tokens(text)
+    if normaliser == "code":
+        return code_tokens(text)
+    raise ValueError(f"unknown normaliser {normaliser!r}; expected one of {', '.join(NORMALISERS)}")
+
+
+def fast_tokens(text: str, normaliser: str) -> list[str]:
+    """The masked tokens of ``text`` (what the index hashes), fastest way available."""
+    return masked_words_fast(text) if normaliser == "words" else code_tokens(text).masked
+
+
+class WordHasher:
+    """Stable 64-bit hashes of tokens (xxh3), cached: text is Zipfian, so most lookups hit the cache."""
+
+    def __init__(self, max_cache: int = 2_000_000):
+        self._cache: dict[str, int] = {}
+        self._max = max_cache
+
+    def __call__(self, words: list[str]) -> np.ndarray:
+        """uint64 hash of each word."""
+        cache, h = self._cache, xxhash.xxh3_64_intdigest
+        if len(cache) > self._max:
+            cache.clear()
+
+        def one(w: str) -> int:
+            v = cache.get(w)
+            if v is None:
+                v = cache[w] = h(w.encode("utf-8", "surrogatepass"))
+            return v
+
+        return np.fromiter(map(one, words), np.uint64, len(words))
+
+
+def ngram_hashes(word_hashes: np.ndarray, n: int) -> np.ndarray:
+    """Hash of each window of ``n`` consecutive word hashes (polynomial, wrapping uint64 arithmetic).
+
+    Returns ``len(word_hashes) - n + 1`` values (none when the sequence is shorter than ``n``);
+    value ``j`` identifies words ``j..j+n-1`` in order.
+    """
+    m = len(word_hashes) - n + 1
+    if m <= 0:
+        return np.zeros(0, np.uint64)
+    with np.errstate(over="ignore"):
+        acc = word_hashes[:m].copy()
+        for i in range(1, n):
+            acc *= _POLY
+            acc += word_hashes[i : i + m]
+    return acc
+
+
+def batch_ngram_hashes(
+    docs: list[list[str]], n: int, hasher: WordHasher
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(document index, position, n-gram hash) of every n-gram of a batch of token lists.
+
+    One hashing pass over the concatenated batch; windows that cross a document boundary are
+    dropped, so the result equals hashing each document alone.
+    """
+    lengths = np.fromiter((len(d) for d in docs), np.int64, len(docs))
+    flat = [w for d in docs for w in d]
+    if not flat:
+        empty = np.zeros(0, np.int64)
+        return empty, empty.astype(np.int32), np.zeros(0, np.uint64)
+    hashes = ngram_hashes(hasher(flat), n)
+    doc_of = np.repeat(np.arange(len(docs)), lengths)
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    pos = np.arange(len(flat)) - offsets[doc_of]
+    keep = pos[: len(hashes)] + n <= lengths[doc_of[: len(hashes)]]
+    return doc_of[: len(hashes)][keep], pos[: len(hashes)][keep].astype(np.int32), hashes[keep]
+
+
+def iter_runs(positions: np.ndarray) -> Iterator[tuple[int, int]]:
+    """Maximal runs of consecutive integers in a sorted array, as (first, last) pairs."""
+    if len(positions) == 0:
+        return
+    breaks = np.nonzero(np.diff(positions) != 1)[0]
+    firsts = np.concatenate([[0], breaks + 1])
+    lasts = np.concatenate([breaks, [len(positions) - 1]])
+    for a, b in zip(firsts, lasts, strict=True):
+        yield int(positions[a]), int(positions[b])
