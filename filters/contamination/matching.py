@@ -121,6 +121,6 @@ def match_pair(item: Tokens, doc: Tokens, k: int, *, min_run: int = 10, skip: in
     if not runs:
         return PairMatch(len(item), 0, 0, 0, 0.0, None, [])
     best = max(runs, key=lambda r: (r.length, -r.i0))
-    hits = int(np.isin(ih, dh).sum()) if len(ih) else 0
+    hits = int(np.unique(ih[np.isin(ih, dh)]).size) if len(ih) else 0
     exact = max(longest_exact(item, doc, r) for r in runs)
     return PairMatch(len(item), best.length, exact, hits, coverage(runs, len(item), min_run, skip), best, runs)
