@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -69,12 +70,21 @@ def check_table(table: str) -> None:
         raise StoreError(f"unknown shard table {table!r}; expected one of {', '.join(SHARD_TABLES)}")
 
 
+def constant_strings(value: str, n: int) -> pa.Array:
+    """A string array of ``n`` copies of ``value``, built from buffers (fast for millions of rows)."""
+    raw = value.encode()
+    if n * len(raw) >= 2**31 - 1:
+        return pa.array([value] * n, pa.string())
+    offsets = np.arange(n + 1, dtype=np.int32) * np.int32(len(raw))
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(raw * n))
+
+
 def conform(table: str, data: pa.Table, run_id: str) -> pa.Table:
     """Fill ``run_id``, check required columns and cast to the table's schema."""
     check_table(table)
     schema = SHARD_SCHEMAS[table]
     if "run_id" in schema.names and "run_id" not in data.column_names:
-        data = data.append_column("run_id", pa.array([run_id] * data.num_rows, pa.string()))
+        data = data.append_column("run_id", constant_strings(run_id, data.num_rows))
     missing = [n for n in schema.names if n not in data.column_names]
     if missing:
         raise StoreError(

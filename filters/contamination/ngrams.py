@@ -33,7 +33,7 @@ from .normalize import (
     HASH_VERSION,
     WordHasher,
     batch_ngram_hashes,
-    fast_tokens,
+    batch_tokens,
     looks_like_code,
     ngram_hashes,
     tokens,
@@ -88,7 +88,6 @@ def build_index(store: stores.Store, dataset: str, *, fields: Sequence[str], nor
     status = store.sql("SELECT status FROM runs WHERE run_id = ?", [run_id])
     if status.height and status["status"][0] == "finished":
         return IndexRun(run_id, normaliser, k)
-    hasher = WordHasher()
     t0, n_docs, n_bytes = time.perf_counter(), 0, 0
     with store.run("ngram_index", config=config, dataset=dataset, run_id=run_id) as run, \
             StepProgress(f"index {dataset} ({normaliser})", total=info["n_samples"],
@@ -97,9 +96,9 @@ def build_index(store: stores.Store, dataset: str, *, fields: Sequence[str], nor
         for shard, batch in enumerate(store.iter_samples(dataset, list(fields), batch_rows=batch_rows)):
             if shard not in done:
                 texts = document_text(batch, fields)
-                keep = [normaliser != "code" or looks_like_code(t) for t in texts]
-                toks = [fast_tokens(t, normaliser) if ok else [] for t, ok in zip(texts, keep, strict=True)]
-                doc, pos, hashes = batch_ngram_hashes(toks, k, hasher)
+                if normaliser == "code":  # only documents that look like code get a code index
+                    texts = [t if looks_like_code(t) else "" for t in texts]
+                doc, pos, hashes = batch_ngram_hashes(batch_tokens(texts, normaliser), k)
                 ordinals = batch["ordinal"].to_numpy()[doc]
                 run.write("ngram_index", pa.table({"ordinal": pa.array(ordinals, pa.int64()),
                                                    "position": pa.array(pos, pa.int32()),

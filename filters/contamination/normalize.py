@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import xxhash
+import polars as pl
 
 NORMALISERS = ("words", "code")
 
@@ -35,9 +35,20 @@ _CODE_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+(?:\.\d+)?|\S")
 _KEEP_NAMES = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins)) | {"self", "cls"}
 _CODE_LINE = re.compile(r"^[ \t]*(?:def |class |return\b|import |from \S+ import |for .+:|if .+:|while .+:)", re.M)
 
-#: identifier of the hash function; stored with every index so a changed function is never joined
-HASH_VERSION = "xxh3_64-poly-v1"
+_PUNCT_CLASS = "[" + re.escape(string.punctuation) + "]"
 _POLY = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _hash_version() -> str:
+    """Identifier of the token hash: polars' 64-bit string hash is stable only within one polars
+    version, so the version is part of it, and an index built by another version is rebuilt."""
+    import polars
+
+    return f"polars-{polars.__version__}-hash0-poly-v1"
+
+
+#: identifier of the hash function; stored with every index so a changed function is never joined
+HASH_VERSION = _hash_version()
 
 
 @dataclass
@@ -81,12 +92,21 @@ def word_tokens(text: str) -> Tokens:
 
 
 def masked_words_fast(text: str) -> list[str]:
-    """The masked ``words`` tokens of ``text`` without spans (the indexing fast path).
+    """The masked ``words`` tokens of ``text`` without spans (:func:`masked_words_batch` of one text)."""
+    return masked_words_batch([text])[0].to_list()
 
-    Equal to ``word_tokens(text).masked``: lowercasing and deleting punctuation never create or
-    remove whitespace, so normalising the whole text and splitting it gives the same pieces.
+
+def masked_words_batch(texts: list[str]) -> pl.Series:
+    """The masked ``words`` tokens of each text (a list column), normalised in polars (Rust, threaded).
+
+    Equal to ``word_tokens(text).masked`` for each text: lowercasing and deleting punctuation never
+    create or remove whitespace, so normalising the whole text and splitting it on whitespace
+    gives the same pieces (context-dependent lowercasing, such as a Greek final sigma next to
+    deleted punctuation, is the only known exception).
     """
-    return _DIGITS.sub("0", text.lower().translate(_DELETE_PUNCT)).split()
+    # Python counts the separators \x1c-\x1f as whitespace, Rust's regex does not: make them spaces
+    return (pl.Series(texts, dtype=pl.String).fill_null("").str.replace_all(r"[\x1c-\x1f]", " ").str.to_lowercase()
+            .str.replace_all(_PUNCT_CLASS, "").str.replace_all(r"\d+", "0").str.extract_all(r"\S+"))
 
 
 def code_tokens(text: str) -> Tokens:
@@ -118,31 +138,24 @@ def tokens(text: str, normaliser: str) -> Tokens:
     raise ValueError(f"unknown normaliser {normaliser!r}; expected one of {', '.join(NORMALISERS)}")
 
 
-def fast_tokens(text: str, normaliser: str) -> list[str]:
-    """The masked tokens of ``text`` (what the index hashes), fastest way available."""
-    return masked_words_fast(text) if normaliser == "words" else code_tokens(text).masked
+def batch_tokens(texts: list[str], normaliser: str) -> pl.Series:
+    """The masked tokens of each text (what the index hashes), as a polars list column."""
+    if normaliser == "words":
+        return masked_words_batch(texts)
+    return pl.Series([code_tokens(t).masked for t in texts], dtype=pl.List(pl.String))
+
+
+def hash_tokens(tokens: list[str] | pl.Series) -> np.ndarray:
+    """uint64 hash of each token (polars' string hash, seed 0: see :data:`HASH_VERSION`)."""
+    return pl.Series(tokens, dtype=pl.String).hash(seed=0).to_numpy()
 
 
 class WordHasher:
-    """Stable 64-bit hashes of tokens (xxh3), cached: text is Zipfian, so most lookups hit the cache."""
-
-    def __init__(self, max_cache: int = 2_000_000):
-        self._cache: dict[str, int] = {}
-        self._max = max_cache
+    """Hashes of token lists (kept as a class so callers can share one; stateless)."""
 
     def __call__(self, words: list[str]) -> np.ndarray:
         """uint64 hash of each word."""
-        cache, h = self._cache, xxhash.xxh3_64_intdigest
-        if len(cache) > self._max:
-            cache.clear()
-
-        def one(w: str) -> int:
-            v = cache.get(w)
-            if v is None:
-                v = cache[w] = h(w.encode("utf-8", "surrogatepass"))
-            return v
-
-        return np.fromiter(map(one, words), np.uint64, len(words))
+        return hash_tokens(words)
 
 
 def ngram_hashes(word_hashes: np.ndarray, n: int) -> np.ndarray:
@@ -163,20 +176,21 @@ def ngram_hashes(word_hashes: np.ndarray, n: int) -> np.ndarray:
 
 
 def batch_ngram_hashes(
-    docs: list[list[str]], n: int, hasher: WordHasher
+    docs: list[list[str]] | pl.Series, n: int, hasher: WordHasher | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(document index, position, n-gram hash) of every n-gram of a batch of token lists.
 
     One hashing pass over the concatenated batch; windows that cross a document boundary are
     dropped, so the result equals hashing each document alone.
     """
-    lengths = np.fromiter((len(d) for d in docs), np.int64, len(docs))
-    flat = [w for d in docs for w in d]
-    if not flat:
+    series = docs if isinstance(docs, pl.Series) else pl.Series(docs, dtype=pl.List(pl.String))
+    lengths = series.list.len().fill_null(0).to_numpy().astype(np.int64)
+    if lengths.sum() == 0:
         empty = np.zeros(0, np.int64)
         return empty, empty.astype(np.int32), np.zeros(0, np.uint64)
-    hashes = ngram_hashes(hasher(flat), n)
-    doc_of = np.repeat(np.arange(len(docs)), lengths)
+    flat = series.explode().drop_nulls()
+    hashes = ngram_hashes(hash_tokens(flat), n)
+    doc_of = np.repeat(np.arange(len(lengths)), lengths)
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     pos = np.arange(len(flat)) - offsets[doc_of]
     keep = pos[: len(hashes)] + n <= lengths[doc_of[: len(hashes)]]

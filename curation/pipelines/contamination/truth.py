@@ -25,14 +25,22 @@ import polars as pl
 import stores
 
 
-def store_keys(store: stores.Store, train: str, benchmarks: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    """Maps from store ids to generator ids: training sample id -> doc id; ``dataset:sample_id`` -> ``bench:item``."""
+def store_keys(store: stores.Store, train: str, benchmarks: Mapping[str, str]
+               ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Maps from store ids to generator ids: training sample id -> doc ids; ``dataset:sample_id`` -> ``bench:item`` ids.
+
+    Lists, because identical samples share a content id: a benchmark holding the same item twice
+    (MMLU does) has two generator ids behind one store id, and marking one marks both.
+    """
     docs = store.read_samples(train, columns=["sample_id", "id"])
-    doc_map = dict(zip(docs["sample_id"].to_list(), docs["id"].to_list(), strict=True))
-    item_map: dict[str, str] = {}
+    doc_map: dict[str, list[str]] = defaultdict(list)
+    for s, i in zip(docs["sample_id"].to_list(), docs["id"].to_list(), strict=True):
+        doc_map[s].append(i)
+    item_map: dict[str, list[str]] = defaultdict(list)
     for bench, dataset in benchmarks.items():
         df = store.read_samples(dataset, columns=["sample_id", "id"])
-        item_map.update({f"{dataset}:{s}": f"{bench}:{i}" for s, i in zip(df["sample_id"], df["id"], strict=True)})
+        for s, i in zip(df["sample_id"], df["id"], strict=True):
+            item_map[f"{dataset}:{s}"].append(f"{bench}:{i}")
     return doc_map, item_map
 
 
@@ -84,16 +92,16 @@ def score_store_runs(store: stores.Store, evidence: Mapping[str, str], verdict_r
         hits = rows.filter(pl.col("hit"))
         scores = rows.group_by("sample_id").agg(pl.col("score").max())
         out[method] = score_method(
-            (doc_map[s] for s in hits["sample_id"]),
-            (item_map[f"{dataset_of.get(b, b)}:{i}"] for b, i in zip(hits["benchmark"], hits["item_id"], strict=True)),
-            {doc_map[s]: float(v) for s, v in zip(scores["sample_id"], scores["score"], strict=True)},
+            (d for s in hits["sample_id"] for d in doc_map[s]),
+            (k for b, i in zip(hits["benchmark"], hits["item_id"], strict=True) for k in item_map[f"{dataset_of.get(b, b)}:{i}"]),
+            {d: float(v) for s, v in zip(scores["sample_id"], scores["score"], strict=True) for d in doc_map[s]},
             corpus, doc_ids)
     flags = store.sql("SELECT sample_id, score, flagged FROM flags WHERE run_id = ?", [verdict_run])
     items = store.sql("SELECT benchmark, item_id FROM contamination_items WHERE run_id = ? AND dirty", [verdict_run])
     out["combined"] = score_method(
-        (doc_map[s] for s, f in zip(flags["sample_id"], flags["flagged"], strict=True) if f),
-        (item_map[f"{b}:{i}"] for b, i in zip(items["benchmark"], items["item_id"], strict=True)),
-        {doc_map[s]: float(v) for s, v in zip(flags["sample_id"], flags["score"], strict=True)},
+        (d for s, f in zip(flags["sample_id"], flags["flagged"], strict=True) if f for d in doc_map[s]),
+        (k for b, i in zip(items["benchmark"], items["item_id"], strict=True) for k in item_map[f"{b}:{i}"]),
+        {d: float(v) for s, v in zip(flags["sample_id"], flags["score"], strict=True) for d in doc_map[s]},
         corpus, doc_ids)
     return out
 
