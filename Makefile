@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: check-report install demo test test-all bench bench-ingest bench-sql bench-engine bench-noisy-cot lint format clean
+.PHONY: check-report install demo test test-all bench bench-ingest bench-sql bench-engine bench-noisy-cot bench-contamination lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
 
-bench: bench-ingest bench-sql bench-engine bench-noisy-cot
+bench: bench-ingest bench-sql bench-engine bench-noisy-cot bench-contamination
 
 bench-ingest: $(STAMP)
 	$(BIN)/python bench/ingest_throughput.py
@@ -42,6 +42,11 @@ bench-engine: $(STAMP)
 
 bench-noisy-cot: $(STAMP)
 	$(BIN)/python bench/noisy_cot.py
+
+# text methods and lm-eval's janitor, then the model arms (membership, influence); see bench/README.md
+bench-contamination: $(STAMP)
+	$(BIN)/python bench/contamination.py
+	$(BIN)/python bench/contamination_model.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

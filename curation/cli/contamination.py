@@ -9,14 +9,14 @@ import typer
 from .common import DEFAULT_STORE, StoreOpt, app, open_store, out
 
 METHODS_HELP = ("comma-separated evidence methods: ngram (janitor 13-grams + absolute hits), coverage (Llama 2 "
-                "token coverage), code (code tokens, local names masked), near_dup (MinHash LSH + exact Jaccard)")
+                "token coverage), code (code tokens, local names masked), near_dup (MinHash LSH + exact Jaccard), paraphrase (MinHash over content-word sets)")
 
 
 @app.command()
 def contamination(
     train: Annotated[str, typer.Option("--train", help="Training dataset to check")],
     benchmark: Annotated[list[str], typer.Option("--benchmark", help="Benchmark dataset to look for (repeatable)")],
-    methods: Annotated[str, typer.Option(help=METHODS_HELP)] = "ngram,coverage,code,near_dup",
+    methods: Annotated[str, typer.Option(help=METHODS_HELP)] = "ngram,coverage,code,near_dup,paraphrase",
     text_field: Annotated[list[str] | None, typer.Option("--text-field", help="Field(s) of --train holding the text (default: text, else prompt + completion)")] = None,
     question_field: Annotated[str | None, typer.Option(help="Benchmark question field (default: question, prompt, text or input)")] = None,
     answer_field: Annotated[str | None, typer.Option(help="Benchmark answer field (default: answer, completion, canonical_solution, target or output)")] = None,

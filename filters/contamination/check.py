@@ -6,7 +6,10 @@ again by a digest of its inputs and settings, so a second check reuses it):
 * ``ngram`` - janitor n-gram rule (13 words, fewer for short items) or absolute hits;
 * ``coverage`` - Llama 2 token coverage (>= 80% of the item inside long matches);
 * ``code`` - for code benchmarks: code tokens with local identifiers masked (renamed copies);
-* ``near_dup`` - MinHash LSH over word 5-gram shingles of document windows, exact Jaccard.
+* ``near_dup`` - MinHash LSH over word 5-gram shingles of document windows, exact Jaccard;
+* ``paraphrase`` - the same over *sets of content words* (stopwords dropped, b=30 x r=3 bands,
+  Jaccard >= 0.5): survives synonym substitution and reordering, which break every word n-gram.
+  Its settings were chosen on the planted corpus's selection seed (bench/contamination.py).
 
 The text of every document is read once per index (``ngram``/``coverage`` share the words
 index; ``code`` has its own) and once for ``near_dup``; memory is bounded by a batch.
@@ -36,7 +39,7 @@ from .items import (
 )
 from .ngrams import IndexRun, NgramSettings, build_index, ngram_evidence
 
-METHODS = ("ngram", "coverage", "code", "near_dup")
+METHODS = ("ngram", "coverage", "code", "near_dup", "paraphrase")
 DEFAULT_METHODS = METHODS
 #: bump when a method's matching code changes what it finds, so stored evidence is recomputed
 EVIDENCE_VERSION = 1
@@ -77,8 +80,8 @@ class ContaminationCheck:
 def check_contamination(
     store: stores.Store, train: str, benchmarks: Sequence[str], *, methods: Sequence[str] = DEFAULT_METHODS,
     text_fields: Sequence[str] | None = None, question_field: str | None = None, answer_field: str | None = None,
-    ngram: NgramSettings | None = None, near_dup: Any = None, verdict_methods: Sequence[str] | None = None,
-    progress: bool = False,
+    ngram: NgramSettings | None = None, near_dup: Any = None, paraphrase: Any = None,
+    verdict_methods: Sequence[str] | None = None, progress: bool = False,
 ) -> ContaminationCheck:
     """Run the chosen evidence ``methods`` of ``train`` against ``benchmarks`` and combine them.
 
@@ -95,6 +98,7 @@ def check_contamination(
     fields = train_fields(store, train, text_fields)
     items = [it for b in benchmarks for it in read_items(store, b, question_field, answer_field)]
     out = ContaminationCheck(train, list(benchmarks), items, text_fields=fields)
+    unique = list({it.key: it for it in items}.values())  # identical items share a content id: match once
     identity = {"train": train, "train_fingerprint": store.dataset_info(train)["fingerprint"], "fields": fields,
                 "benchmarks": {b: store.dataset_info(b)["fingerprint"] for b in benchmarks},
                 "question_field": question_field, "answer_field": answer_field, "version": EVIDENCE_VERSION}
@@ -108,7 +112,7 @@ def check_contamination(
                                 batch_rows=ngram.batch_rows, progress=progress)
             out.indexes.append(index)
             with StepProgress("n-gram check", total=None, unit="pairs", enabled=progress) as bar:
-                ev = ngram_evidence(store, train, fields, items, index, ngram, methods=words, progress=bar.advance)
+                ev = ngram_evidence(store, train, fields, unique, index, ngram, methods=words, progress=bar.advance)
             out.skipped["ngram"] = ev.skipped
             for m in words:
                 rows = [r for r in ev.rows if r["method"] == m]
@@ -117,7 +121,7 @@ def check_contamination(
         else:
             out.evidence += [_reused(store, m, ids[m]) for m in words]
 
-    code_items = _code_items(items, ngram.code) if "code" in methods else []
+    code_items = _code_items(unique, ngram.code) if "code" in methods else []
     if code_items:
         config = {**identity, "settings": asdict(ngram), "code_benchmarks": sorted({i.benchmark for i in code_items})}
         run_id = _run_id("code", config)
@@ -132,25 +136,17 @@ def check_contamination(
             out.evidence.append(_write(store, "code", run_id, {**config, "index": index.run_id}, train, ev.rows,
                                        ev.seconds + index.seconds))
 
-    if "near_dup" in methods:
-        from .near_dup import NearDupIndex, NearDupSettings, near_duplicate_table
-
-        settings = near_dup or NearDupSettings()
+    for method in ("near_dup", "paraphrase"):
+        if method not in methods:
+            continue
+        settings = (near_dup if method == "near_dup" else paraphrase) or default_settings(method)
         config = {**identity, "settings": asdict(settings)}
-        run_id = _run_id("near_dup", config)
+        run_id = _run_id(method, config)
         if _finished(store, run_id):
-            out.evidence.append(_reused(store, "near_dup", run_id))
-        else:
-            t0 = time.perf_counter()
-            by_key = {it.key: it for it in items}
-            index = NearDupIndex([(it.key, it.text) for it in items], settings)
-            out.skipped["near_dup"] = list(index.skipped)
-            with StepProgress("near-duplicate check", total=store.dataset_info(train)["n_samples"],
-                              unit="documents", enabled=progress) as bar:
-                table = near_duplicate_table(index, _documents(store, train, fields, bar.advance))
-            rows = [{**r, "method": "near_dup", "hit": True, "benchmark": by_key[r["item_id"]].benchmark,
-                     "item_id": by_key[r["item_id"]].item_id} for r in table.to_pylist()]
-            out.evidence.append(_write(store, "near_dup", run_id, config, train, rows, time.perf_counter() - t0))
+            out.evidence.append(_reused(store, method, run_id))
+            continue
+        out.evidence.append(_minhash_run(store, method, run_id, config, train, fields, unique, settings, out,
+                                         progress))
 
     from .verdict import ContaminationFilter
 
@@ -158,6 +154,33 @@ def check_contamination(
                                   text_fields=fields)
     out.verdict = verdict.run(store, train)
     return out
+
+
+def default_settings(method: str) -> Any:
+    """The default MinHash settings of ``near_dup`` (the spec's) or ``paraphrase`` (content-word sets)."""
+    from .near_dup import NearDupSettings
+
+    if method == "paraphrase":
+        return NearDupSettings(shingle_words=1, stopwords=True, bands=30, rows=3, threshold=0.5)
+    return NearDupSettings()
+
+
+def _minhash_run(store: stores.Store, method: str, run_id: str, config: dict, train: str, fields: list[str],
+                 items: list[BenchmarkItem], settings: Any, out: ContaminationCheck, progress: bool) -> EvidenceRun:
+    """One MinHash method over the corpus, written as its run."""
+    from .near_dup import NearDupIndex, near_duplicate_table
+
+    t0 = time.perf_counter()
+    by_key = {it.key: it for it in items}
+    index = NearDupIndex([(it.key, it.text) for it in items], settings)
+    out.skipped[method] = list(index.skipped)
+    label = "near-duplicate" if method == "near_dup" else "paraphrase"
+    with StepProgress(f"{label} check", total=store.dataset_info(train)["n_samples"], unit="documents",
+                      enabled=progress) as bar:
+        table = near_duplicate_table(index, _documents(store, train, fields, bar.advance))
+    rows = [{**r, "hit": True, "benchmark": by_key[r["item_id"]].benchmark, "item_id": by_key[r["item_id"]].item_id}
+            for r in table.to_pylist()]
+    return _write(store, method, run_id, config, train, rows, time.perf_counter() - t0)
 
 
 def _documents(store: stores.Store, train: str, fields: list[str], advance) -> Any:

@@ -12,7 +12,8 @@ from pydantic import Field, model_validator
 
 from curation.config import Section
 
-METHOD_NAMES = ("ngram", "coverage", "code", "near_dup")
+METHOD_NAMES = ("ngram", "coverage", "code", "near_dup", "paraphrase")
+Method = Literal["ngram", "coverage", "code", "near_dup", "paraphrase"]
 
 
 class PlantedSection(Section):
@@ -72,12 +73,14 @@ class NgramSection(Section):
 
 
 class NearDupSection(Section):
-    """MinHash LSH near-duplicate matching of items against document windows."""
+    """MinHash LSH near-duplicate matching of items against document windows (unset: the method's defaults)."""
 
-    shingle_words: int = Field(5, ge=1, description="words per shingle")
-    bands: int = Field(14, ge=1, description="LSH bands (b)")
-    rows: int = Field(8, ge=1, description="rows per band (r); candidate threshold ~ (1/b)^(1/r)")
-    threshold: float | None = Field(None, gt=0, le=1, description="exact Jaccard that confirms a candidate (default: the module's)")
+    shingle_words: int | None = Field(None, ge=1, description="words per shingle (near_dup 5; paraphrase 1)")
+    stopwords: bool | None = Field(None, description="drop English stopwords first (near_dup no; paraphrase yes)")
+    bands: int | None = Field(None, ge=1, description="LSH bands b (near_dup 14; paraphrase 30)")
+    rows: int | None = Field(None, ge=1, description="rows per band r (near_dup 8; paraphrase 3); candidate "
+                                                     "threshold ~ (1/b)^(1/r)")
+    threshold: float | None = Field(None, gt=0, le=1, description="exact Jaccard that confirms a candidate (0.5)")
     window_words: int | None = Field(None, ge=1, description="document window length in words (default: from the items)")
 
 
@@ -98,10 +101,12 @@ class ContaminationConfig(Section):
     name: str = Field("planted", description="prefix of the datasets the pipeline writes")
     seed: int = Field(0, description="seed of the generated corpus")
     data: DataSection = Field(default_factory=DataSection, description="corpus and benchmarks")
-    methods: list[Literal["ngram", "coverage", "code", "near_dup"]] = Field(
-        list(METHOD_NAMES), min_length=1, description="evidence methods to run")
-    verdict_methods: list[Literal["ngram", "coverage", "code", "near_dup"]] | None = Field(
+    methods: list[Method] = Field(list(METHOD_NAMES), min_length=1, description="evidence methods to run")
+    verdict_methods: list[Method] | None = Field(
         None, description="methods whose hits flag documents (default: every method run)")
     ngram: NgramSection = Field(default_factory=NgramSection, description="n-gram, coverage and code matching")
-    near_dup: NearDupSection = Field(default_factory=NearDupSection, description="MinHash near duplicates")
+    near_dup: NearDupSection = Field(default_factory=NearDupSection, description="MinHash near duplicates "
+                                                                                 "(word 5-gram shingles)")
+    paraphrase: NearDupSection = Field(default_factory=NearDupSection, description="MinHash over content-word "
+                                                                                   "sets (paraphrased copies)")
     curate: CurateSection = Field(default_factory=CurateSection, description="curated outputs")

@@ -43,12 +43,14 @@ def ngram_settings(cfg: ContaminationConfig) -> NgramSettings:
     return NgramSettings(**cfg.ngram.model_dump())
 
 
-def near_dup_settings(cfg: ContaminationConfig) -> Any:
-    """The filter's near-duplicate settings from the config section (unset fields keep the module's defaults)."""
-    from filters.contamination.near_dup import NearDupSettings
+def minhash_settings(cfg: ContaminationConfig, method: str) -> Any:
+    """A MinHash method's settings: its defaults, overridden by the config section's set fields."""
+    from dataclasses import replace
 
-    given = {k: v for k, v in cfg.near_dup.model_dump().items() if v is not None}
-    return NearDupSettings(**given)
+    from filters.contamination.check import default_settings
+
+    section = cfg.near_dup if method == "near_dup" else cfg.paraphrase
+    return replace(default_settings(method), **{k: v for k, v in section.model_dump().items() if v is not None})
 
 
 def run_check(store: stores.Store, cfg: ContaminationConfig, inputs: Inputs, progress: bool) -> ContaminationCheck:
@@ -57,7 +59,8 @@ def run_check(store: stores.Store, cfg: ContaminationConfig, inputs: Inputs, pro
     return check_contamination(
         store, inputs.train, inputs.benchmarks, methods=cfg.methods, text_fields=d.text_fields,
         question_field=d.question_field, answer_field=d.answer_field, ngram=ngram_settings(cfg),
-        near_dup=near_dup_settings(cfg) if "near_dup" in cfg.methods else None,
+        near_dup=minhash_settings(cfg, "near_dup") if "near_dup" in cfg.methods else None,
+        paraphrase=minhash_settings(cfg, "paraphrase") if "paraphrase" in cfg.methods else None,
         verdict_methods=cfg.verdict_methods, progress=progress)
 
 
