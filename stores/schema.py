@@ -117,13 +117,13 @@ SHARD_SCHEMAS: dict[str, pa.Schema] = {
             ("reason", pa.string()),
         ]
     ),
-    # A corpus n-gram index (contamination): one row per word position of each document, the
-    # hash of the n words starting there (see filters/contamination/ngrams.py).
+    # A corpus n-gram index (contamination): one row per word position of each document (its
+    # ordinal), the hash of the n words starting there (see filters/contamination/ngrams.py).
+    # Lean on purpose (it has a row per word of the corpus): no run_id column, as indexes are
+    # read per run through their shard paths, and no position, as matches are located in the text.
     "ngram_index": pa.schema(
         [
-            ("run_id", pa.string()),
             ("ordinal", pa.int64()),
-            ("position", pa.int32()),
             ("hash", pa.uint64()),
         ]
     ),

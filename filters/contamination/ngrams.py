@@ -1,7 +1,7 @@
 """N-gram overlap evidence: a corpus n-gram index in the store, joined with benchmark items in DuckDB.
 
 Indexing streams over a training dataset once per normaliser and writes, for every token
-position of every document, the hash of the ``k`` tokens starting there (``ngram_index``
+position of every document, its ordinal and the hash of the ``k`` tokens starting there (``ngram_index``
 shards, one per batch of documents: bounded memory, resumable, reused by every later check of
 any benchmark). Checking hashes the benchmark items' k-grams, joins them with the index in
 DuckDB (the items are the small build side, the index streams), keeps the (item, document)
@@ -83,13 +83,14 @@ def build_index(store: stores.Store, dataset: str, *, fields: Sequence[str], nor
     """
     info = store.dataset_info(dataset)
     config = {"dataset": dataset, "fingerprint": info["fingerprint"], "fields": list(fields),
-              "normaliser": normaliser, "k": k, "hash": HASH_VERSION, "batch_rows": batch_rows}
+              "normaliser": normaliser, "k": k, "hash": HASH_VERSION, "batch_rows": batch_rows,
+              "layout": 2}
     run_id = f"ngram_index-{digest(config)}"
     status = store.sql("SELECT status FROM runs WHERE run_id = ?", [run_id])
     if status.height and status["status"][0] == "finished":
         return IndexRun(run_id, normaliser, k)
     t0, n_docs, n_bytes = time.perf_counter(), 0, 0
-    with store.run("ngram_index", config=config, dataset=dataset, run_id=run_id) as run, \
+    with store.run("ngram_index", config=config, dataset=dataset, run_id=run_id), \
             StepProgress(f"index {dataset} ({normaliser})", total=info["n_samples"],
                                          enabled=progress) as bar:
         done = store.completed_shards("ngram_index", run_id)
@@ -98,11 +99,12 @@ def build_index(store: stores.Store, dataset: str, *, fields: Sequence[str], nor
                 texts = document_text(batch, fields)
                 if normaliser == "code":  # only documents that look like code get a code index
                     texts = [t if looks_like_code(t) else "" for t in texts]
-                doc, pos, hashes = batch_ngram_hashes(batch_tokens(texts, normaliser), k)
+                doc, _, hashes = batch_ngram_hashes(batch_tokens(texts, normaliser), k)
                 ordinals = batch["ordinal"].to_numpy()[doc]
-                run.write("ngram_index", pa.table({"ordinal": pa.array(ordinals, pa.int64()),
-                                                   "position": pa.array(pos, pa.int32()),
-                                                   "hash": pa.array(hashes, pa.uint64())}), shard=shard)
+                # random hashes do not compress and need no dictionary: plain pages, snappy for ordinals
+                store.write_shard("ngram_index", run_id, pa.table({"ordinal": pa.array(ordinals, pa.int64()),
+                                                                   "hash": pa.array(hashes, pa.uint64())}),
+                                  shard=shard, compression="snappy", use_dictionary=False)
                 n_docs += len(texts)
                 n_bytes += sum(len(t.encode("utf-8", "surrogatepass")) for t in texts)
             bar.advance(batch.height)
