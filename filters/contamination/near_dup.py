@@ -1,54 +1,56 @@
-"""Near-duplicate evidence: which benchmark items have a near duplicate inside which training documents.
+"""Near-duplicate evidence: which benchmark items have a near duplicate in which training documents.
 
 Method (spec ``filters.md`` section 3, "Near duplicates"):
 
 * Text is normalised as by the lm-eval janitor: lowercase, ASCII punctuation deleted, split on
-  whitespace (non-ASCII capitals are lowercased too, as in ``normalize.py``'s ``words``, so both
-  evidence modules see the same words). A whitespace piece that is only punctuation disappears.
-  Shingles are runs of ``shingle_words`` consecutive words (word 5-grams by default).
-* The items (small) are held in memory; documents stream past in batches (bounded memory). A
-  document is cut into overlapping windows whose length matches the items looked for, so an item
-  buried in a long document is compared with a passage of its own size instead of being diluted
-  by the whole document. Items are grouped into length classes (longest / shortest item of a class
-  <= ``length_ratio``); a class's window is the geometric mean of those two lengths, moved by
-  ``window_stride`` x its length. A document shorter than a window is one window.
-* MinHash signatures of b x r = 14 x 8 = 112 values; an (item, window) pair is a candidate when one
-  band of r values agrees, which for a pair of Jaccard s happens with probability
-  1 - (1 - s^r)^b (:func:`candidate_probability`): 0.5 at s = 0.685 (:func:`lsh_threshold`, the
-  root) and 0.65 at s = 0.719 = (1/b)^(1/r) (:func:`approx_threshold`, the usual "threshold near
-  0.72" rule of thumb, which is the steep part of the curve, not its midpoint).
-* Every candidate is confirmed by the exact Jaccard of the two shingle *sets* (the strings, not
-  their hashes). The best window of each (item, document) is then refined: its ends move by up to
-  one stride to the span of highest Jaccard with the item, so the score does not depend on where
-  window boundaries happen to fall. That exact Jaccard is the score; pairs at or above
-  ``threshold`` are reported, with the span in the original document and in the item.
+  whitespace (non-ASCII capitals lowercased too, as ``normalize.py``'s ``words`` does). Shingles
+  are runs of ``shingle_words`` consecutive words (word 5-grams by default).
+* Items (small) are held in memory; documents stream past in batches (bounded memory), each cut
+  into overlapping windows as long as the items looked for, so an item buried in a long document
+  is compared with a passage of its own size, not diluted by the whole document. Items form length
+  classes (longest / shortest <= ``length_ratio``); a class's window is the geometric mean of the
+  two, moved by ``window_stride`` x its length. A document shorter than a window is one window.
+* MinHash signatures of b x r = 14 x 8 values; an (item, window) pair is a candidate when a band
+  of r values agrees: probability 1 - (1 - s^r)^b at Jaccard s (:func:`candidate_probability`),
+  0.5 at s = 0.685 (:func:`lsh_threshold`) and 0.65 at the "threshold near 0.72", which is the
+  rule of thumb (1/b)^(1/r) = 0.719 (:func:`approx_threshold`), not the curve's midpoint.
+* Candidates are confirmed by the exact Jaccard of the two shingle *sets* (strings, not hashes).
+  The best window of each (item, document) is refined (its ends move by up to one stride to the
+  span of highest Jaccard), so the score does not depend on where window boundaries fall. That
+  exact Jaccard is the score; pairs >= ``threshold`` are reported with their character spans.
 
 Default ``threshold = 0.5``: for two sets of equal size, Jaccard 0.5 means two thirds of the
-shingles are shared, i.e. long verbatim runs in common, which unrelated text essentially never has
-at the 5-gram level (chance 5-gram overlap is ~0). It sits below the LSH's 0.685 midpoint on
-purpose: the LSH decides recall, and confirmation only has to reject its random band collisions
-(at s = 0.3 a pair becomes a candidate with probability 9e-4), not to second-guess a 0.6 match
-the LSH happened to catch. A few substituted words cost up to ``shingle_words`` shingles each, so
-edited copies land between 0.5 and 0.8.
+shingles are shared, i.e. long verbatim runs in common, which unrelated text practically never has
+at the 5-gram level. It sits below the LSH's 0.685 midpoint on purpose: the LSH decides recall and
+confirmation only rejects its random band collisions (candidate probability 9e-4 at s = 0.3); it
+does not throw away a 0.6 match the LSH happened to catch. Each changed word costs up to
+``shingle_words`` shingles: copies with three words changed scored a median 0.80 (bench below).
 
-Library (``library="auto"``): rensa, chosen by measurement (``bench/minhash_libs.py``,
-``bench/results/minhash_libs.json``; 2 cores, 20,000 documents of ~200 words, 112 permutations):
-rensa ``RMinHash.digest_matrix_from_token_sets`` made 180,000 signatures/s against 4,100/s for
-datasketch ``MinHash.bulk`` (44x); LSH insert 20,000 + query 20,000 took 0.06 s (rensa) against
-1.0 s (datasketch). Both libraries' candidate rates follow 1 - (1 - s^r)^b within sampling error,
-and agree on 99% of the pairs with Jaccard >= 0.8. On this module's windowed workload (20 MB of
-generated text, 300 items in 4 length classes) the rensa path runs at 5.0 MB/s of document text;
-the datasketch path at 0.2 MB/s. ``library="datasketch"`` stays selectable (cheap: both
-backends share everything but signatures and banding) to cross-check rensa's sketch, whose
-R-MinHash is a fast-similarity-sketching variant rather than b x r independent permutations.
+Measured (``bench/minhash_libs.py`` -> ``bench/results/minhash_libs.json``, 2 cores, one run):
 
-Paraphrase mode: ``NearDupSettings(shingle_words=1, stopwords=True)`` compares the sets of content
-words (built-in English stopwords removed) of items and windows, which tolerates reordering and a
-few substituted words, at the price of more coincidental overlap between texts on one topic.
+* Library, ``library="auto"`` = rensa. 20,000 documents of ~200 words, 112 permutations: rensa
+  ``RMinHash.digest_matrix_from_token_sets`` 288,000 signatures/s (198,000 per CPU-second: it
+  used both cores), datasketch ``MinHash.bulk`` 3,790/s (bytes encoding included); LSH insert
+  20,000 + query 20,000: rensa 0.039 s, datasketch 1.98 s. Both follow 1 - (1 - s^r)^b in every
+  Jaccard bin (0.7-0.8: formula 0.756, datasketch 0.752, rensa 0.773) and agree on 98.8% of the
+  pairs with Jaccard >= 0.8. This module's windowed path: rensa 2.9 MB/s, datasketch 0.10 MB/s
+  (1 MB). ``library="datasketch"`` stays selectable (cheap: only signatures and banding
+  differ) to cross-check rensa's R-MinHash, a fast-similarity-sketching variant of MinHash.
+* Throughput: 4.2 MB/s of document text (3.2 MB per CPU-second) on 20 MB of generated text, 400
+  items (gensim's Lee corpus) in 6 length classes; rensa's signature matrix is about half of it.
+* Recall, 20 MB: verbatim plants 100/100, no wrong match. Three words changed: 3% / 42% / 71% of
+  items of 20-59 / 60-119 / 120-199 words (5-gram Jaccard of short edited items is low).
+  ``window_stride`` 0.5 instead of 0.25 (10 MB): verbatim recall 0.84 instead of 1.00, at 5.5
+  instead of 4.3 MB/s; ``length_ratio`` 2.0: 0.98 at 5.3 MB/s.
+* Paraphrase mode ``NearDupSettings(shingle_words=1, stopwords=True)`` (Jaccard of content-word
+  sets, built-in stopwords removed): reordered copies 98% (5-grams: 0%), three words changed 83%,
+  no wrong match on random carrier text; coincidental overlap between real texts on one topic is
+  not measured there, so use it to measure paraphrase exposure, not as a default.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import math
 import re
@@ -83,7 +85,9 @@ NEAR_DUP_SCHEMA = pa.schema([
 _PUNCT = string.punctuation.encode()
 _DELETE_PUNCT = str.maketrans("", "", string.punctuation)
 _PIECE = re.compile(r"\S+")
-_BATCH_WORDS = 2_000_000  # a batch is also closed at this many words (bounds memory for long documents)
+_BATCH_WORDS = 2_000_000  # a batch also closes at this many words (bounds memory for long docs)
+Pairs = list[tuple[int, int]]
+Tokens = Callable[[int], list[str]]
 
 
 def candidate_probability(s: float, bands: int, rows: int) -> float:
@@ -149,16 +153,16 @@ def jaccard(a: set | frozenset, b: set | frozenset) -> float:
 class NearDupSettings:
     """Settings of the near-duplicate evidence; the defaults are the spec's (5-grams, b=14, r=8)."""
 
-    shingle_words: int = 5            # words per shingle: 5 = word 5-grams; 1 with stopwords = content-word sets
-    bands: int = 14                   # LSH bands b: a pair is a candidate when any band agrees
-    rows: int = 8                     # signature values per band r; a signature holds b * r values
-    threshold: float = 0.5            # exact Jaccard a candidate must reach to be reported (see module doc)
-    window_words: int | None = None   # document window length in words; None: one per item-length class
-    stopwords: bool = False           # drop built-in English stopwords before shingling (paraphrase mode)
-    seed: int = 0                     # seed of the MinHash functions: same seed and input, same output
-    library: str = "auto"             # "rensa", "datasketch", or "auto" (rensa, measured faster)
-    window_stride: float = 0.25       # window step as a fraction of its length (0.25: ends within 1/8)
-    length_ratio: float = 1.5         # longest / shortest item sharing one window length
+    shingle_words: int = 5           # words per shingle: 5-grams; 1 + stopwords = content-word sets
+    bands: int = 14                  # LSH bands b: a pair is a candidate when any band agrees
+    rows: int = 8                    # signature values per band r; a signature holds b * r values
+    threshold: float = 0.5           # exact Jaccard a candidate must reach to be reported
+    window_words: int | None = None  # window length in (content) words; None: per item-length class
+    stopwords: bool = False          # drop built-in English stopwords first (paraphrase mode)
+    seed: int = 0                    # seed of the MinHash functions: same seed, same output
+    library: str = "auto"            # "rensa", "datasketch", or "auto" (rensa, measured faster)
+    window_stride: float = 0.25      # window step as a fraction of its length (ends within 1/8)
+    length_ratio: float = 1.5        # longest / shortest item sharing one window length
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first setting out of range."""
@@ -179,16 +183,16 @@ class NearDupSettings:
 
 @dataclass
 class NearDupMatch:
-    """One (item, document) pair with a confirmed near duplicate: the best-matching document window."""
+    """One (item, document) pair with a confirmed near duplicate: the best-matching window."""
 
     item_id: str
     sample_id: str
     score: float      # exact Jaccard of the item's and the window's shingle sets
     doc_start: int    # character span [doc_start, doc_end) of the window in the original document
     doc_end: int
-    item_start: int   # character span of the item's shingles found in the window (usually all of it)
+    item_start: int   # character span of the item's shingles found in the window (usually all)
     item_end: int
-    detail: str       # a readable reason, e.g. "jaccard 0.83 over 5-word shingles, window 140 words"
+    detail: str       # a reason, e.g. "jaccard 0.83 over 5-word shingles, window 140 words"
 
 
 @dataclass
@@ -239,8 +243,8 @@ class _RensaBackend:
         total = sum(map(len, hashed))
         return np.fromiter(itertools.chain.from_iterable(hashed), np.uint64, total)
 
-    def candidates(self, c: int, prepared: np.ndarray, token_index: np.ndarray, row_offsets: np.ndarray,
-                   window_tokens: Callable[[int], list[str]]) -> list[tuple[int, int]]:
+    def candidates(self, c: int, prepared: np.ndarray, token_index: np.ndarray,
+                   row_offsets: np.ndarray, window_tokens: Tokens) -> Pairs:
         """(item in class, window) pairs sharing a band."""
         r = self._rensa.RMinHash
         mat = r.digest_matrix_from_flat_token_hashes(prepared[token_index], row_offsets, self._perm,
@@ -250,11 +254,12 @@ class _RensaBackend:
             return []
         sketches = r.from_token_sets([window_tokens(w) for w in flagged], self._perm, self._s.seed)
         found = self._lsh[c].query_all(sketches)
-        return sorted({(key % self._n[c], w) for w, keys in zip(flagged, found, strict=True) for key in keys})
+        n = self._n[c]
+        return sorted({(k % n, w) for w, keys in zip(flagged, found, strict=True) for k in keys})
 
 
 class _DatasketchBackend:
-    """Signatures and banding with datasketch: items in one ``MinHashLSH`` per class, windows query it."""
+    """Signatures and banding with datasketch: one ``MinHashLSH`` of items per class, queried."""
 
     def __init__(self, classes: list[list[list[str]]], s: NearDupSettings):
         from datasketch import MinHash, MinHashLSH
@@ -271,8 +276,8 @@ class _DatasketchBackend:
         """All shingles of a batch as bytes, flat (datasketch hashes bytes)."""
         return [x.encode() for sh in doc_shingles for x in sh]
 
-    def candidates(self, c: int, prepared: list[bytes], token_index: np.ndarray, row_offsets: np.ndarray,
-                   window_tokens: Callable[[int], list[str]]) -> list[tuple[int, int]]:
+    def candidates(self, c: int, prepared: list[bytes], token_index: np.ndarray,
+                   row_offsets: np.ndarray, window_tokens: Tokens) -> Pairs:
         """(item in class, window) pairs sharing a band."""
         bounds = row_offsets.tolist()
         idx = token_index.tolist()
@@ -282,22 +287,23 @@ class _DatasketchBackend:
                 for i in lsh.query(m)]
 
 
+def _row(pair: object, where: str) -> tuple[str, str]:
+    """An input ``(id, text)`` row, or a ``TypeError`` naming the row and what was expected."""
+    if isinstance(pair, tuple | list) and len(pair) == 2 and isinstance(pair[1], str):
+        return str(pair[0]), pair[1]
+    raise TypeError(f"{where}: expected (id, text: str), got {pair!r:.60}")
+
+
 def _resolve_library(name: str) -> str:
-    if name != "auto":
-        return name
-    try:
-        import rensa  # noqa: F401
-    except ImportError:  # pragma: no cover - rensa is a dependency; datasketch is the fallback
-        return "datasketch"
-    return "rensa"
+    """``auto``: rensa (measured faster) where it is installed, else datasketch."""
+    if name == "auto":
+        return "rensa" if importlib.util.find_spec("rensa") else "datasketch"
+    return name
 
 
 def _windows(counts: np.ndarray, window: int, stride: int) -> tuple[np.ndarray, ...]:
-    """Windows (document, start, end) in shingle positions over documents of ``counts`` shingles.
-
-    Starts step by ``stride``; the last window ends at the document's end; a document shorter
-    than ``window`` is one window.
-    """
+    """Windows (document, start, end) in shingle positions over documents of ``counts`` shingles:
+    starts step by ``stride``, the last ends at the document's end, a short document is one."""
     n_win = np.where(counts <= window, 1, -(-(counts - window) // stride) + 1)
     doc = np.repeat(np.arange(len(counts)), n_win)
     j = np.arange(int(n_win.sum())) - np.repeat(np.cumsum(n_win) - n_win, n_win)
@@ -307,7 +313,7 @@ def _windows(counts: np.ndarray, window: int, stride: int) -> tuple[np.ndarray, 
 
 
 def _refine(item: frozenset[str], sh: list[str], a: int, b: int, stride: int) -> tuple[int, int]:
-    """The span near window [a, b) (ends moved by up to ``stride``) of highest Jaccard with ``item``.
+    """The span near window [a, b) (ends moved up to ``stride``) of highest Jaccard with ``item``.
 
     Spans are ranked by the Jaccard estimated from positions (hits / (|item| + length - hits)); the
     caller recomputes the exact Jaccard of the winner and keeps the better of it and the window.
@@ -340,10 +346,7 @@ class NearDupIndex:
         self._items: list[_Item] = []
         seen: set[str] = set()
         for pos, pair in enumerate(items):
-            if not (isinstance(pair, tuple | list) and len(pair) == 2 and isinstance(pair[0], str)
-                    and isinstance(pair[1], str)):
-                raise TypeError(f"items[{pos}]: expected (item_id: str, text: str), got {pair!r:.80}")
-            key, text = pair
+            key, text = _row(pair, f"items[{pos}]")
             if key in seen:
                 raise ValueError(f"items[{pos}]: duplicate item_id {key!r}")
             seen.add(key)
@@ -370,7 +373,8 @@ class NearDupIndex:
             return []
         if s.window_words is not None:
             w = s.window_words - k + 1
-            return [WindowClass(w, max(1, round(w * s.window_stride)), list(range(len(self._items))))]
+            stride = max(1, round(w * s.window_stride))
+            return [WindowClass(w, stride, list(range(len(self._items))))]
         order = sorted(range(len(self._items)), key=lambda i: (len(self._items[i].shingles), i))
         out: list[WindowClass] = []
         group: list[int] = []
@@ -391,7 +395,7 @@ class NearDupIndex:
 
     def match(self, docs: Iterable[tuple[str, str]], batch_size: int = 1000,
               progress: Callable[[int], None] | None = None) -> Iterator[NearDupMatch]:
-        """Stream ``(sample_id, text)`` documents; yield the best confirmed match per (item, document).
+        """Stream ``(sample_id, text)`` documents; yield the best confirmed match per (item, doc).
 
         Documents are read ``batch_size`` at a time (fewer if a batch reaches 2 million words), so
         memory is bounded by the batch, not the corpus. Matches come in document order, then item
@@ -401,24 +405,20 @@ class NearDupIndex:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         batch: list[tuple[str, str]] = []
         words: list[list[str]] = []
-        n_words = 0
-        for pos, pair in enumerate(docs):
-            if not (isinstance(pair, tuple | list) and len(pair) == 2 and isinstance(pair[1], str)):
-                raise TypeError(f"document {pos}: expected (sample_id, text: str), got {pair!r:.80}")
-            batch.append((str(pair[0]), pair[1]))
-            words.append(self._words(pair[1]))
-            n_words += len(words[-1])
-            if len(batch) >= batch_size or n_words >= _BATCH_WORDS:
+        n_words, end = 0, object()
+        for pos, pair in enumerate(itertools.chain(docs, [end])):
+            if pair is not end:
+                batch.append(_row(pair, f"document {pos}"))
+                words.append(self._words(batch[-1][1]))
+                n_words += len(words[-1])
+            if batch and (pair is end or len(batch) >= batch_size or n_words >= _BATCH_WORDS):
                 yield from self._match_batch(batch, words)
                 if progress:
                     progress(len(batch))
                 batch, words, n_words = [], [], 0
-        if batch:
-            yield from self._match_batch(batch, words)
-            if progress:
-                progress(len(batch))
 
-    def _match_batch(self, batch: list[tuple[str, str]], words: list[list[str]]) -> list[NearDupMatch]:
+    def _match_batch(self, batch: list[tuple[str, str]],
+                     words: list[list[str]]) -> list[NearDupMatch]:
         """Candidates of every window class, confirmed and refined, as matches."""
         s = self.settings
         doc_sh = [shingles(w, s.shingle_words) for w in words]
@@ -467,10 +467,11 @@ class NearDupIndex:
         s, k = self.settings, self.settings.shingle_words
         need = max(b for *_, b in found) + k - 1
         norm, starts, ends = word_spans(doc[1], s.stopwords, limit=need)
-        if norm != words[:need]:   # both paths implement one normalisation; never report wrong spans
-            raise RuntimeError(f"document {doc[0]!r}: word spans disagree with the normalised words")
+        if norm != words[:need]:   # the two paths implement one normalisation: never a wrong span
+            raise RuntimeError(f"document {doc[0]!r}: word spans disagree with normalised words")
         unit = "words" if not s.stopwords else "content words"
-        what = (f"{k}-word shingles" if k > 1 else unit) + (" (stopwords removed)" if s.stopwords else "")
+        what = f"{k}-word shingles" if k > 1 else unit
+        what += " (stopwords removed)" if s.stopwords else ""
         out = []
         for item, score, a, b in found:
             it, window = self._items[item], set(sh[a:b])
@@ -483,7 +484,8 @@ class NearDupIndex:
         return out
 
 
-def near_duplicate_table(index: NearDupIndex, docs: Iterable[tuple[str, str]], batch_size: int = 1000,
+def near_duplicate_table(index: NearDupIndex, docs: Iterable[tuple[str, str]],
+                         batch_size: int = 1000,
                          progress: Callable[[int], None] | None = None) -> pa.Table:
     """All matches of ``docs`` against ``index`` as a table of :data:`NEAR_DUP_SCHEMA`.
 

@@ -104,3 +104,18 @@ def test_pipeline_config_on_store_datasets(tmp_path: Path) -> None:
     bad.write_text(yaml.safe_dump({"pipeline": "contamination", "data": {"benchmarks": ["bench"]}}))
     res = runner.invoke(app, ["run", str(bad), "--store", st])
     assert res.exit_code != 0
+
+
+def test_paraphrase_method_finds_a_reordered_copy_no_ngram_sees(tmp_path: Path) -> None:
+    st = _corpus(tmp_path)
+    words = (ITEM_Q + " " + ITEM_A).replace(".", "").split()
+    shuffled = " ".join(words[i] for i in sorted(range(len(words)), key=lambda i: (i * 7) % len(words)))
+    write_jsonl(tmp_path / "p.jsonl", [{"id": "para", "text": shuffled}])
+    _ok("ingest", str(tmp_path / "p.jsonl"), "--dataset", "para", "--store", st)
+    out = _ok("contamination", "--train", "para", "--benchmark", "bench", "--methods", "ngram,paraphrase",
+              "--store", st)
+    assert "bench: 1 of 2 items found in para" in out
+    s = stores.open(st)
+    hits = s.sql("SELECT method, hit FROM contamination_matches m JOIN runs r USING (run_id) "
+                 "WHERE r.dataset = 'para' AND hit ORDER BY method")
+    assert hits["method"].to_list() == ["paraphrase"]
