@@ -4,7 +4,9 @@ Protocol. 0. On a selection seed (``--select-seed``, never reported): the ``para
 grid (bands x rows in (14x8, 20x4, 30x3), Jaccard threshold in (0.3, 0.4, 0.5)) is scored on
 the planted corpus; the setting with the highest paraphrased-item recall that marks no
 never-planted item and flags no hard negative is chosen (ties: the higher threshold). The
-pipeline's default is that choice; the run records the grid and fails if they differ.
+pipeline's default is that choice; the run records the grid and fails if they differ. The same
+rule picks the ``ngram`` method's ``renumbered_n`` (digit-free words in one aligned run that
+make a re-numbered match) from (6, 8, 10, 13).
 Then, per reported seed (``--seeds``):
 1. A planted corpus (curation.datasets.contamination_corpus, seeded): carrier documents from
    gensim's test data, HumanEval / GSM-style / MMLU-CoT items planted once each in one form
@@ -145,6 +147,35 @@ def select_paraphrase(seed: int, args: argparse.Namespace) -> dict:
     return {"seed": seed, "grid": grid, "chosen": chosen}
 
 
+RENUMBERED_GRID = (6, 8, 10, 13)
+
+
+def select_renumbered(seed: int, args: argparse.Namespace) -> dict:
+    """Step 0b: the ``ngram`` method's ``renumbered_n`` on the selection seed (same rule as paraphrase)."""
+    from filters.contamination.ngrams import NgramSettings
+
+    cfg = ContaminationConfig.model_validate({"pipeline": "contamination", "seed": seed,
+                                              "data": {"planted": {"n_docs": args.n_docs, "n_gsm": args.n_gsm}}})
+    grid = []
+    with tempfile.TemporaryDirectory(prefix="bench-contamination-select-") as tmp:
+        store = stores.open(Path(tmp) / "store")
+        inputs = prepare_inputs(store, cfg)
+        for rn in RENUMBERED_GRID:
+            check = check_contamination(store, inputs.train, inputs.benchmarks, methods=["ngram"],
+                                        ngram=NgramSettings(renumbered_n=rn))
+            m = score_store_runs(store, {"ngram": check.evidence[0].run_id}, check.flags_run, inputs.train,
+                                 dict(zip(BENCHMARKS, inputs.benchmarks, strict=True)), inputs.corpus)["ngram"]
+            grid.append({"renumbered_n": rn, "renumbered_recall": m["forms"]["renumbered"]["item_recall"],
+                         "never_planted_marked": m["never_planted_items_marked"],
+                         "hard_negatives_flagged": m["hard_negatives_flagged"]})
+    ok = [g for g in grid if g["never_planted_marked"] == 0 and g["hard_negatives_flagged"] == 0]
+    best = max(ok, key=lambda g: (g["renumbered_recall"], g["renumbered_n"]))
+    if best["renumbered_n"] != NgramSettings().renumbered_n:
+        raise SystemExit(f"the selection seed chose renumbered_n={best['renumbered_n']}, but the default is "
+                         f"{NgramSettings().renumbered_n}: update the default first")
+    return {"seed": seed, "grid": grid, "chosen": {"renumbered_n": best["renumbered_n"]}}
+
+
 def run_seed(seed: int, args: argparse.Namespace, n_docs: int | None = None) -> dict:
     """One planted corpus: our methods and the janitor, metrics and throughput."""
     cfg = ContaminationConfig.model_validate({
@@ -219,8 +250,10 @@ def main(argv: list[str] | None = None) -> dict:
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     if args.select_seed in seeds:
         raise SystemExit("--select-seed must not be a reported seed")
-    selection = select_paraphrase(args.select_seed, args)
-    print(f"paraphrase setting chosen on seed {args.select_seed}: {selection['chosen']}", flush=True)
+    selection = {"paraphrase": select_paraphrase(args.select_seed, args),
+                 "renumbered": select_renumbered(args.select_seed, args)}
+    print(f"settings chosen on seed {args.select_seed}: paraphrase {selection['paraphrase']['chosen']}, "
+          f"ngram {selection['renumbered']['chosen']}", flush=True)
     per_seed = []
     for seed in seeds:
         t0 = time.perf_counter()

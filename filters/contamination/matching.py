@@ -9,7 +9,11 @@ this module decides, for each pair, by the rules below:
   The janitor's rule, "an n-gram of the item occurs in the document", is ``longest >= n``.
 * **hits**: how many distinct ``k``-grams of the item occur in the document, wherever: the
   absolute-hit rule, which still fires when re-wrapping or edits break a copy into fragments,
-  and does not fade when the copy is a small part of a long document.
+  and does not fade when the copy is a small part of a long document. Hits compare exact
+  tokens (numbers included): with digits masked, lists of numbers would match each other.
+* **content**: the most digit-free tokens inside one aligned run. A masked run only stands for
+  a re-numbered copy when its digit-free tokens alone reach the rule's length; otherwise the
+  janitor's own rule (an exact run, numbers equal) applies.
 * **coverage** (Llama 2 style): the fraction of item tokens inside matches at least
   ``min_run`` tokens long, where matches on the same alignment separated by at most ``skip``
   mismatched tokens count as one.
@@ -46,7 +50,8 @@ class PairMatch:
     item_tokens: int
     longest: int            # longest aligned run, masked tokens
     longest_exact: int      # longest run of exactly equal tokens (numbers included)
-    hits: int               # distinct item k-grams found in the document
+    longest_content: int    # most digit-free tokens in one aligned run (what a re-numbered copy keeps)
+    hits: int               # distinct item k-grams (exact tokens) found in the document
     coverage: float         # Llama-2 coverage in [0, 1]
     best: Run | None        # the longest run
     runs: list[Run]         # every aligned run of at least k tokens
@@ -119,8 +124,13 @@ def match_pair(item: Tokens, doc: Tokens, k: int, *, min_run: int = 10, skip: in
     dh = ngram_hashes(hasher(doc.masked), k)
     runs = aligned_runs(ih, dh, k)
     if not runs:
-        return PairMatch(len(item), 0, 0, 0, 0.0, None, [])
+        return PairMatch(len(item), 0, 0, 0, 0, 0.0, None, [])
     best = max(runs, key=lambda r: (r.length, -r.i0))
-    hits = int(np.unique(ih[np.isin(ih, dh)]).size) if len(ih) else 0
+    content = np.fromiter(("0" not in t for t in item.masked), bool, len(item))
+    csum = np.concatenate([[0], np.cumsum(content)])
+    ie, de = ngram_hashes(hasher(item.exact), k), ngram_hashes(hasher(doc.exact), k)
+    hits = int(np.unique(ie[np.isin(ie, de)]).size) if len(ie) else 0
     exact = max(longest_exact(item, doc, r) for r in runs)
-    return PairMatch(len(item), best.length, exact, hits, coverage(runs, len(item), min_run, skip), best, runs)
+    most_content = max(int(csum[r.i1 + 1] - csum[r.i0]) for r in runs)
+    return PairMatch(len(item), best.length, exact, most_content, hits, coverage(runs, len(item), min_run, skip),
+                     best, runs)

@@ -47,6 +47,7 @@ class NgramSettings:
     n: int = 13                 # janitor: an item is in a document if one of its n-grams is
     min_n: int = 8              # items shorter than n tokens need all of them (but at least min_n); index k-gram size
     absolute_hits: int = 8      # distinct item k-grams in one document that flag it even without an n-token run
+    renumbered_n: int = 13      # digit-free words in one aligned run that make a re-numbered match
     coverage_min_run: int = 10  # Llama 2: only matches at least this many tokens long count
     coverage_skip: int = 4      # ... with up to this many mismatched tokens bridged inside a match
     coverage_dirty: float = 0.8  # coverage at or above this flags the pair (Llama 2's "dirty")
@@ -231,9 +232,12 @@ def _rows(item: BenchmarkItem, sample_id: str, doc_text: str, it, doc, m: PairMa
         return rows
     need = s.item_n(m.item_tokens)
     if "ngram" in methods:
-        run_hit, abs_hit = m.longest >= need, m.hits >= s.absolute_hits
-        numbers = "" if m.longest_exact >= min(m.longest, need) else f"; numbers differ (exact run {m.longest_exact})"
-        why = " and ".join(w for w, ok in ((f"a {m.longest}-word run >= {need}", run_hit),
+        exact_hit = m.longest_exact >= need
+        renumbered_hit = m.longest_content >= min(need, s.renumbered_n) and m.longest >= need
+        run_hit, abs_hit = exact_hit or renumbered_hit, m.hits >= s.absolute_hits
+        numbers = "" if exact_hit or not renumbered_hit else (
+            f"; numbers differ (exact run {m.longest_exact}, {m.longest_content} digit-free words in one run)")
+        why = " and ".join(w for w, ok in ((f"a {max(m.longest_exact, m.longest_content)}-word run >= {need}", run_hit),
                                             (f"{m.hits} item {s.min_n}-grams >= {s.absolute_hits}", abs_hit)) if ok)
         rows.append({**base, "method": "ngram", "score": m.longest / max(1, m.item_tokens),
                      "hit": run_hit or abs_hit,

@@ -55,6 +55,8 @@ class NgramSection(Section):
     min_n: int = Field(8, ge=2, description="shorter items need all their words, but at least min_n; the index's n-gram size")
     absolute_hits: int = Field(8, ge=1, description="distinct item min_n-grams in one document that flag it even "
                                                     "without an n-word run (fragmented or re-wrapped copies)")
+    renumbered_n: int = Field(13, ge=1, description="digit-free words in one aligned run that make a re-numbered "
+                                                    "match (numbers masked); chosen on the bench's selection seed")
     coverage_min_run: int = Field(10, ge=2, description="coverage: only matches at least this many words long count")
     coverage_skip: int = Field(4, ge=0, description="coverage: mismatched words bridged inside one match")
     coverage_dirty: float = Field(0.8, gt=0, le=1, description="coverage at or above this flags the pair (Llama 2)")

@@ -358,7 +358,7 @@ def test_document_level_agreement_with_janitor(store, tmp_path):
     assert ours - janitor_set == ours_only
 
     # the differences, one by one
-    assert "numbers differ (exact run 8)" in rows["renumbered"]["detail"]
+    assert "numbers differ (exact run 8, 13 digit-free words in one run)" in rows["renumbered"]["detail"]
     dash_doc = docs["dash_short"]
     assert " -- " in dash_doc[rows["dash_short"]["doc_start"] : rows["dash_short"]["doc_end"]]
     assert longest["dash_short"] == 14 and longest["lower_accent"] == 13
