@@ -5,8 +5,9 @@ grid (bands x rows in (14x8, 20x4, 30x3), Jaccard threshold in (0.3, 0.4, 0.5)) 
 the planted corpus; the setting with the highest paraphrased-item recall that marks no
 never-planted item and flags no hard negative is chosen (ties: the higher threshold). The
 pipeline's default is that choice; the run records the grid and fails if they differ. The same
-rule picks the ``ngram`` method's ``renumbered_n`` (digit-free words in one aligned run that
-make a re-numbered match) from (6, 8, 10, 13).
+rule (ties: the stricter value) picks ``renumbered_n`` (digit-free words in one aligned run that
+make a re-numbered match) from (6, 8, 10, 13) and the ``code`` method's run length ``code_n``
+from (16, 20, 25, 30).
 Then, per reported seed (``--seeds``):
 1. A planted corpus (curation.datasets.contamination_corpus, seeded): carrier documents from
    gensim's test data, HumanEval / GSM-style / MMLU-CoT items planted once each in one form
@@ -147,33 +148,42 @@ def select_paraphrase(seed: int, args: argparse.Namespace) -> dict:
     return {"seed": seed, "grid": grid, "chosen": chosen}
 
 
-RENUMBERED_GRID = (6, 8, 10, 13)
+NGRAM_GRIDS = {  # setting -> (method, planted form it is for, values tried)
+    "renumbered_n": ("ngram", "renumbered", (6, 8, 10, 13)),
+    "code_n": ("code", "renamed_code", (16, 20, 25, 30)),
+}
 
 
-def select_renumbered(seed: int, args: argparse.Namespace) -> dict:
-    """Step 0b: the ``ngram`` method's ``renumbered_n`` on the selection seed (same rule as paraphrase)."""
+def select_ngram(seed: int, args: argparse.Namespace) -> dict:
+    """Step 0b: ``renumbered_n`` and ``code_n`` on the selection seed, by the same rule as paraphrase."""
+    from dataclasses import replace
+
     from filters.contamination.ngrams import NgramSettings
 
     cfg = ContaminationConfig.model_validate({"pipeline": "contamination", "seed": seed,
                                               "data": {"planted": {"n_docs": args.n_docs, "n_gsm": args.n_gsm}}})
-    grid = []
+    out: dict = {"seed": seed, "grid": {}, "chosen": {}}
     with tempfile.TemporaryDirectory(prefix="bench-contamination-select-") as tmp:
         store = stores.open(Path(tmp) / "store")
         inputs = prepare_inputs(store, cfg)
-        for rn in RENUMBERED_GRID:
-            check = check_contamination(store, inputs.train, inputs.benchmarks, methods=["ngram"],
-                                        ngram=NgramSettings(renumbered_n=rn))
-            m = score_store_runs(store, {"ngram": check.evidence[0].run_id}, check.flags_run, inputs.train,
-                                 dict(zip(BENCHMARKS, inputs.benchmarks, strict=True)), inputs.corpus)["ngram"]
-            grid.append({"renumbered_n": rn, "renumbered_recall": m["forms"]["renumbered"]["item_recall"],
-                         "never_planted_marked": m["never_planted_items_marked"],
-                         "hard_negatives_flagged": m["hard_negatives_flagged"]})
-    ok = [g for g in grid if g["never_planted_marked"] == 0 and g["hard_negatives_flagged"] == 0]
-    best = max(ok, key=lambda g: (g["renumbered_recall"], g["renumbered_n"]))
-    if best["renumbered_n"] != NgramSettings().renumbered_n:
-        raise SystemExit(f"the selection seed chose renumbered_n={best['renumbered_n']}, but the default is "
-                         f"{NgramSettings().renumbered_n}: update the default first")
-    return {"seed": seed, "grid": grid, "chosen": {"renumbered_n": best["renumbered_n"]}}
+        for name, (method, form, values) in NGRAM_GRIDS.items():
+            grid = []
+            for value in values:
+                check = check_contamination(store, inputs.train, inputs.benchmarks, methods=[method],
+                                            ngram=replace(NgramSettings(), **{name: value}))
+                m = score_store_runs(store, {method: check.evidence[0].run_id}, check.flags_run, inputs.train,
+                                     dict(zip(BENCHMARKS, inputs.benchmarks, strict=True)), inputs.corpus)[method]
+                grid.append({name: value, "recall": m["forms"][form]["item_recall"],
+                             "never_planted_marked": m["never_planted_items_marked"],
+                             "hard_negatives_flagged": m["hard_negatives_flagged"]})
+            ok = [g for g in grid if g["never_planted_marked"] == 0 and g["hard_negatives_flagged"] == 0]
+            best = max(ok, key=lambda g: (g["recall"], -g[name]))
+            default = getattr(NgramSettings(), name)
+            if best[name] != default:
+                raise SystemExit(f"the selection seed chose {name}={best[name]}, but the default is {default}: "
+                                 "update the default first")
+            out["grid"][name], out["chosen"][name] = grid, best[name]
+    return out
 
 
 def run_seed(seed: int, args: argparse.Namespace, n_docs: int | None = None) -> dict:
@@ -251,9 +261,9 @@ def main(argv: list[str] | None = None) -> dict:
     if args.select_seed in seeds:
         raise SystemExit("--select-seed must not be a reported seed")
     selection = {"paraphrase": select_paraphrase(args.select_seed, args),
-                 "renumbered": select_renumbered(args.select_seed, args)}
+                 "ngram": select_ngram(args.select_seed, args)}
     print(f"settings chosen on seed {args.select_seed}: paraphrase {selection['paraphrase']['chosen']}, "
-          f"ngram {selection['renumbered']['chosen']}", flush=True)
+          f"ngram {selection['ngram']['chosen']}", flush=True)
     per_seed = []
     for seed in seeds:
         t0 = time.perf_counter()

@@ -42,7 +42,7 @@ from .ngrams import IndexRun, NgramSettings, build_index, ngram_evidence
 METHODS = ("ngram", "coverage", "code", "near_dup", "paraphrase")
 DEFAULT_METHODS = METHODS
 #: bump when a method's matching code changes what it finds, so stored evidence is recomputed
-EVIDENCE_VERSION = 1
+EVIDENCE_VERSION = 2
 
 
 @dataclass

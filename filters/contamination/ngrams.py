@@ -31,6 +31,7 @@ from .items import BenchmarkItem, document_text
 from .matching import PairMatch, match_pair
 from .normalize import (
     HASH_VERSION,
+    NORMALISER_VERSIONS,
     WordHasher,
     batch_ngram_hashes,
     batch_tokens,
@@ -84,7 +85,8 @@ def build_index(store: stores.Store, dataset: str, *, fields: Sequence[str], nor
     """
     info = store.dataset_info(dataset)
     config = {"dataset": dataset, "fingerprint": info["fingerprint"], "fields": list(fields),
-              "normaliser": normaliser, "k": k, "hash": HASH_VERSION, "batch_rows": batch_rows,
+              "normaliser": normaliser, "normaliser_version": NORMALISER_VERSIONS[normaliser], "k": k,
+              "hash": HASH_VERSION, "batch_rows": batch_rows,
               "layout": 2}
     run_id = f"ngram_index-{digest(config)}"
     status = store.sql("SELECT status FROM runs WHERE run_id = ?", [run_id])

@@ -7,11 +7,13 @@ so that a match found on normalised tokens can be shown, and cut, in the raw doc
   normalisation (``lm_eval/decontamination/janitor.py``), except that non-ASCII capitals are
   lowercased too. A whitespace-separated piece that is punctuation only disappears, as in the
   janitor's registration of contaminants. Each token also has a *masked* form in which every
-  run of digits reads ``0``: a GSM problem re-instantiated with new numbers matches its
+  run of ASCII digits reads ``0``: a GSM problem re-instantiated with new numbers matches its
   original on masked tokens only, which is how re-numbered copies are told from verbatim ones.
 * ``code``: identifiers, numbers and single punctuation characters of (Python-like) source.
   Identifiers that are not keywords, builtins or attribute names are masked to ``ID``, so a
-  solution whose function, parameters and locals were renamed matches its original.
+  solution whose function, parameters and locals were renamed matches its original. Docstrings
+  (any triple-quoted text) and comments are skipped and one-line string literals read ``STR``:
+  prose and doctest examples inside them would otherwise match as runs of ``ID``.
 """
 
 from __future__ import annotations
@@ -27,11 +29,18 @@ import numpy as np
 import polars as pl
 
 NORMALISERS = ("words", "code")
+#: bumped when a normaliser's output changes, so indexes built by the old one are not reused
+NORMALISER_VERSIONS = {"words": 2, "code": 2}
 
 _DELETE_PUNCT = str.maketrans("", "", string.punctuation)
-_DIGITS = re.compile(r"\d+")
+_DIGITS = re.compile(r"[0-9]+")  # ASCII digits: Python and Rust disagree on newer Unicode digits
 _PIECE = re.compile(r"\S+")
-_CODE_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+(?:\.\d+)?|\S")
+_TRIPLE_D, _TRIPLE_S = chr(34) * 3, chr(39) * 3
+_CODE_TOKEN = re.compile(
+    "(?P<doc>" + _TRIPLE_D + r"[\s\S]*?" + _TRIPLE_D + "|" + _TRIPLE_S + r"[\s\S]*?" + _TRIPLE_S + ")"  # docstrings: skipped
+    + r"|(?P<comment>#[^\n]*)"  # comments: skipped
+    + r"""|(?P<str>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')"""  # one-line strings: one STR token
+    + r"|[A-Za-z_][A-Za-z0-9_]*|\d+(?:\.\d+)?|\S")
 _KEEP_NAMES = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins)) | {"self", "cls"}
 _CODE_LINE = re.compile(r"^[ \t]*(?:def |class |return\b|import |from \S+ import |for .+:|if .+:|while .+:)", re.M)
 
@@ -106,7 +115,7 @@ def masked_words_batch(texts: list[str]) -> pl.Series:
     """
     # Python counts the separators \x1c-\x1f as whitespace, Rust's regex does not: make them spaces
     return (pl.Series(texts, dtype=pl.String).fill_null("").str.replace_all(r"[\x1c-\x1f]", " ").str.to_lowercase()
-            .str.replace_all(_PUNCT_CLASS, "").str.replace_all(r"\d+", "0").str.extract_all(r"\S+"))
+            .str.replace_all(_PUNCT_CLASS, "").str.replace_all(r"[0-9]+", "0").str.extract_all(r"\S+"))
 
 
 def code_tokens(text: str) -> Tokens:
@@ -114,10 +123,13 @@ def code_tokens(text: str) -> Tokens:
     exact, masked, starts, ends = [], [], [], []
     prev = ""
     for m in _CODE_TOKEN.finditer(text):
+        if m.group("doc") or m.group("comment"):
+            continue
         tok = m.group()
         is_name = tok[0].isalpha() or tok[0] == "_"
         exact.append(tok)
-        masked.append("ID" if is_name and tok not in _KEEP_NAMES and prev != "." else tok)
+        masked.append("STR" if m.group("str") else
+                      "ID" if is_name and tok not in _KEEP_NAMES and prev != "." else tok)
         starts.append(m.start())
         ends.append(m.end())
         prev = tok
