@@ -81,11 +81,14 @@ def check_contamination(
     store: stores.Store, train: str, benchmarks: Sequence[str], *, methods: Sequence[str] = DEFAULT_METHODS,
     text_fields: Sequence[str] | None = None, question_field: str | None = None, answer_field: str | None = None,
     ngram: NgramSettings | None = None, near_dup: Any = None, paraphrase: Any = None,
-    verdict_methods: Sequence[str] | None = None, progress: bool = False,
+    verdict_methods: Sequence[str] | None = None, extra_evidence: Sequence[tuple[str, str]] = (),
+    progress: bool = False,
 ) -> ContaminationCheck:
     """Run the chosen evidence ``methods`` of ``train`` against ``benchmarks`` and combine them.
 
-    ``verdict_methods`` chooses whose hits flag documents (default: all run methods).
+    ``verdict_methods`` chooses whose hits flag documents (default: all run methods);
+    ``extra_evidence`` adds finished ``contamination_matches`` runs computed elsewhere (e.g. the
+    influence of a model trained on the corpus) as (method, run id) pairs.
     Returns the evidence runs and the verdict run (``flags`` + ``contamination_items``).
     """
     unknown = [m for m in methods if m not in METHODS]
@@ -148,6 +151,7 @@ def check_contamination(
         out.evidence.append(_minhash_run(store, method, run_id, config, train, fields, unique, settings, out,
                                          progress))
 
+    out.evidence += [_reused(store, method, run_id) for method, run_id in extra_evidence]
     from .verdict import ContaminationFilter
 
     verdict = ContaminationFilter([e.run_id for e in out.evidence], items, methods=verdict_methods,

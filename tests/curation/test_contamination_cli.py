@@ -119,3 +119,31 @@ def test_paraphrase_method_finds_a_reordered_copy_no_ngram_sees(tmp_path: Path) 
     hits = s.sql("SELECT method, hit FROM contamination_matches m JOIN runs r USING (run_id) "
                  "WHERE r.dataset = 'para' AND hit ORDER BY method")
     assert hits["method"].to_list() == ["paraphrase"]
+
+
+def test_pipeline_model_arm_adds_influence_and_membership_runs(tmp_path: Path) -> None:
+    """``model.train``: a tiny corpus model, its influence rows join the verdict, a membership run."""
+    st = _corpus(tmp_path)
+    cfg = tmp_path / "m.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "pipeline": "contamination", "name": "m", "data": {"train": "train", "benchmarks": ["bench"]},
+        "methods": ["ngram"], "curate": {"drop": False, "cut": False},
+        "model": {"train": True, "vocab": 300, "n_layer": 1, "n_embd": 16, "n_head": 2, "steps": 100,
+                  "batch_size": 8, "max_length": 32, "top_k": 2}}))
+    _ok("run", str(cfg), "--store", st)
+    s = stores.open(st)
+    run = s.runs("pipeline").row(0, named=True)
+    import json
+
+    model = json.loads(run["config"])["model"]
+    assert {"model", "influence", "membership"} <= set(model)
+    verdict = json.loads(run["config"])["flags_run"]
+    evidence = json.loads(s.get_run(verdict)["config"] if isinstance(s.get_run(verdict)["config"], str)
+                          else json.dumps(s.get_run(verdict)["config"]))["evidence"]
+    assert model["influence"] in evidence
+    rows = s.sql("SELECT method, count(*) AS n FROM contamination_matches WHERE run_id = ? GROUP BY 1",
+                 [model["influence"]])
+    assert rows.rows() == [("influence", 4)]      # top 2 documents for each of the 2 items
+    mem = s.sql("SELECT count(DISTINCT method) AS m, count(*) AS n FROM self_scores WHERE run_id = ?",
+                [model["membership"]])
+    assert mem.row(0) == (4, 8)

@@ -96,6 +96,33 @@ class CurateSection(Section):
     too_dirty: int = Field(10, ge=1, description="cut: a document cut into more regions than this is dropped")
 
 
+class ModelSection(Section):
+    """Evidence from a model trained on the corpus (off by default: it trains a GPT-2 from scratch).
+
+    ``train: true`` trains a small GPT-2 on the corpus (BPE tokenizer learned from it; documents
+    cut into context windows), then adds ``influence`` rows (documents that push an item's answer
+    most, robust z >= z_min) to the verdict and writes a ``membership`` run (loss, zlib, Min-K%,
+    Min-K%++ per item; item-level only, calibrated on ``non_members`` when given).
+    """
+
+    train: bool = Field(False, description="train the corpus model and add its evidence")
+    influence: bool = Field(True, description="with train: influence of documents on each item's answer")
+    membership: bool = Field(True, description="with train: membership scores of each item")
+    non_members: list[str] = Field([], description="item_id values (sample ids) of benchmark items known not to be "
+                                                  "in the corpus, to calibrate membership at 5% FPR")
+    z_min: float | None = Field(None, gt=0, description="influence: robust z a top document needs to be a hit "
+                                                        "(default: the module's, chosen on the bench's selection seed)")
+    top_k: int = Field(5, ge=1, description="influence rows kept per item")
+    vocab: int = Field(4096, ge=256, description="BPE vocabulary size")
+    n_layer: int = Field(2, ge=1, description="transformer layers")
+    n_embd: int = Field(128, ge=8, description="embedding width")
+    n_head: int = Field(4, ge=1, description="attention heads")
+    steps: int = Field(1000, ge=100, description="training steps (at least 100: the one-cycle schedule needs room to warm up)")
+    batch_size: int = Field(16, gt=0, description="windows per training step")
+    lr: float = Field(3e-3, gt=0, description="peak learning rate")
+    max_length: int = Field(128, ge=16, description="tokens per window")
+
+
 class ContaminationConfig(Section):
     """Settings of one contamination pipeline run."""
 
@@ -112,3 +139,4 @@ class ContaminationConfig(Section):
     paraphrase: NearDupSection = Field(default_factory=NearDupSection, description="MinHash over content-word "
                                                                                    "sets (paraphrased copies)")
     curate: CurateSection = Field(default_factory=CurateSection, description="curated outputs")
+    model: ModelSection = Field(default_factory=ModelSection, description="evidence from a model trained on the corpus")

@@ -53,7 +53,41 @@ def minhash_settings(cfg: ContaminationConfig, method: str) -> Any:
     return replace(default_settings(method), **{k: v for k, v in section.model_dump().items() if v is not None})
 
 
-def run_check(store: stores.Store, cfg: ContaminationConfig, inputs: Inputs, progress: bool) -> ContaminationCheck:
+def model_arm(store: stores.Store, cfg: ContaminationConfig, inputs: Inputs, progress: bool) -> dict[str, Any]:
+    """Train the corpus model (cached) and compute its influence and membership evidence."""
+    from curation.steps.tokenizer import bpe_tokenizer_for
+    from curation.steps.train import LMConfig
+    from filters.contamination.items import read_items
+
+    from .model_evidence import (
+        DEFAULT_Z_MIN,
+        influence_evidence,
+        membership_evidence,
+        train_corpus_model,
+    )
+
+    m, d = cfg.model, cfg.data
+    tokenizer = bpe_tokenizer_for(store, inputs.train, d.text_fields, m.vocab)
+    lm = LMConfig(n_layer=m.n_layer, n_embd=m.n_embd, n_head=m.n_head, steps=m.steps, batch_size=m.batch_size,
+                  lr=m.lr, max_length=m.max_length)
+    folder = train_corpus_model(store, inputs.train, tokenizer, lm, cfg.seed, progress, text_fields=d.text_fields)
+    out: dict[str, Any] = {"model": str(folder)}
+    if m.influence:
+        inf = influence_evidence(store, folder, inputs.train, inputs.benchmarks, top_k=m.top_k,
+                                 z_min=m.z_min or DEFAULT_Z_MIN, text_fields=d.text_fields,
+                                 question_field=d.question_field, answer_field=d.answer_field, progress=progress)
+        out["influence"] = inf.run_id
+    if m.membership:
+        items = [it for b in inputs.benchmarks for it in read_items(store, b, d.question_field, d.answer_field)]
+        reference = [it.key for it in items if it.item_id in set(m.non_members)] or None
+        mem = membership_evidence(store, folder, items, reference=reference, progress=progress)
+        out["membership"] = mem.run_id
+        out["membership_flagged"] = {k: len(v) for k, v in mem.flagged.items()}
+    return out
+
+
+def run_check(store: stores.Store, cfg: ContaminationConfig, inputs: Inputs, progress: bool,
+              extra_evidence: list[tuple[str, str]] | None = None) -> ContaminationCheck:
     """Evidence runs and the combined verdict."""
     d = cfg.data
     return check_contamination(
@@ -61,7 +95,7 @@ def run_check(store: stores.Store, cfg: ContaminationConfig, inputs: Inputs, pro
         question_field=d.question_field, answer_field=d.answer_field, ngram=ngram_settings(cfg),
         near_dup=minhash_settings(cfg, "near_dup") if "near_dup" in cfg.methods else None,
         paraphrase=minhash_settings(cfg, "paraphrase") if "paraphrase" in cfg.methods else None,
-        verdict_methods=cfg.verdict_methods, progress=progress)
+        verdict_methods=cfg.verdict_methods, extra_evidence=extra_evidence or [], progress=progress)
 
 
 def write_curated(store: stores.Store, cfg: ContaminationConfig, check: ContaminationCheck, progress: bool) -> dict[str, str]:
@@ -89,7 +123,9 @@ def execute(store: stores.Store, cfg: ContaminationConfig, console: Console | No
     """Run the pipeline on ``store`` and record its figures in a ``pipeline`` run."""
     t0 = time.perf_counter()
     inputs = prepare_inputs(store, cfg)
-    check = run_check(store, cfg, inputs, progress)
+    model = model_arm(store, cfg, inputs, progress) if cfg.model.train else {}
+    extra = [("influence", model["influence"])] if "influence" in model else []
+    check = run_check(store, cfg, inputs, progress, extra)
     curated = write_curated(store, cfg, check, progress)
     evidence = {e.method: e.run_id for e in check.evidence}
     metrics = None
@@ -106,7 +142,8 @@ def execute(store: stores.Store, cfg: ContaminationConfig, console: Console | No
               "skipped_items": {m: len(v) for m, v in check.skipped.items()}}
     config = {"pipeline": "contamination", "settings": cfg.model_dump(), "train": inputs.train,
               "benchmarks": inputs.benchmarks, "flags_run": check.flags_run, "evidence": evidence,
-              "curated": curated, "counts": counts, "metrics": metrics, "seconds": time.perf_counter() - t0}
+              "curated": curated, "counts": counts, "metrics": metrics, "model": model,
+              "seconds": time.perf_counter() - t0}
     with store.run("pipeline", config=config, seed=cfg.seed, dataset=inputs.train) as run:
         pass
     return ContaminationResult(run.id, inputs.train, inputs.benchmarks, check.flags_run, evidence, curated,
