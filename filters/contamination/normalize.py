@@ -6,7 +6,8 @@ so that a match found on normalised tokens can be shown, and cut, in the raw doc
 * ``words``: lowercase, delete ASCII punctuation, split on whitespace: the janitor's
   normalisation (``lm_eval/decontamination/janitor.py``), except that non-ASCII capitals are
   lowercased too. A whitespace-separated piece that is punctuation only disappears, as in the
-  janitor's registration of contaminants. Each token also has a *masked* form in which every
+  janitor's registration of contaminants. Lowercasing and splitting follow Rust's Unicode
+  tables (polars) on both paths, and the separators \x1c-\x1f are spaces. Each token also has a *masked* form in which every
   run of ASCII digits reads ``0``: a GSM problem re-instantiated with new numbers matches its
   original on masked tokens only, which is how re-numbered copies are told from verbatim ones.
 * ``code``: identifiers, numbers and single punctuation characters of (Python-like) source.
@@ -32,9 +33,9 @@ NORMALISERS = ("words", "code")
 #: bumped when a normaliser's output changes, so indexes built by the old one are not reused
 NORMALISER_VERSIONS = {"words": 2, "code": 2}
 
-_DELETE_PUNCT = str.maketrans("", "", string.punctuation)
 _DIGITS = re.compile(r"[0-9]+")  # ASCII digits: Python and Rust disagree on newer Unicode digits
 _PIECE = re.compile(r"\S+")
+_SEPARATORS = str.maketrans({c: " " for c in "\x1c\x1d\x1e\x1f"})  # whitespace to Python, not to Rust
 _TRIPLE_D, _TRIPLE_S = chr(34) * 3, chr(39) * 3
 _CODE_TOKEN = re.compile(
     "(?P<doc>" + _TRIPLE_D + r"[\s\S]*?" + _TRIPLE_D + "|" + _TRIPLE_S + r"[\s\S]*?" + _TRIPLE_S + ")"  # docstrings: skipped
@@ -82,16 +83,27 @@ class Tokens:
         return int(self.starts[first]), int(self.ends[last])
 
 
+def normalise_pieces(pieces: list[str]) -> list[str]:
+    """Whitespace-free pieces, janitor style: lowercased, ASCII punctuation deleted.
+
+    Lowercasing is done by polars (Rust), like the indexing fast path, so both agree even on
+    characters whose case mapping is newer than Python's Unicode tables.
+    """
+    if not pieces:
+        return []
+    return pl.Series(pieces, dtype=pl.String).str.to_lowercase().str.replace_all(_PUNCT_CLASS, "").to_list()
+
+
 def normalise_word(piece: str) -> str:
-    """One whitespace-separated piece, janitor style: lowercase, ASCII punctuation deleted."""
-    return piece.lower().translate(_DELETE_PUNCT)
+    """One whitespace-separated piece, normalised (:func:`normalise_pieces` of one piece)."""
+    return normalise_pieces([piece])[0]
 
 
 def word_tokens(text: str) -> Tokens:
     """``words`` normalisation of ``text`` with spans (pieces that normalise to nothing are dropped)."""
+    matches = list(_PIECE.finditer(text.translate(_SEPARATORS)))
     exact, starts, ends = [], [], []
-    for m in _PIECE.finditer(text):
-        tok = normalise_word(m.group())
+    for m, tok in zip(matches, normalise_pieces([m.group() for m in matches]), strict=True):
         if tok:
             exact.append(tok)
             starts.append(m.start())

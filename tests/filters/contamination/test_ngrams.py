@@ -93,7 +93,7 @@ def test_word_tokens_equal_janitor_on_random_ascii(text):
 _TRICKY = list(" \t\n\r\x0b\x0c\x1c\x85\u00a0\u2003\u3000-.,!'\"09AbÉéσΣßẞİı٣٤٥½²")
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=800, deadline=None)
 @given(st.text(alphabet=st.one_of(st.sampled_from(_TRICKY), st.characters(exclude_categories=["Cs"]))))
 def test_fast_path_and_spans_agree_with_word_tokens(text):
     t = word_tokens(text)
@@ -107,7 +107,7 @@ def test_fast_path_and_spans_agree_with_word_tokens(text):
         assert a == 0 or text[a - 1].isspace()                     # ... maximal on the left
         assert b == len(text) or text[b].isspace()                 # ... and on the right
         assert normalise_word(raw) == tok
-        assert not any(c.isdecimal() for c in masked.replace("0", ""))  # every digit run reads 0
+        assert not any(c in "123456789" for c in masked)          # every ASCII digit run reads 0
     # every raw piece not kept normalises to nothing
     kept = {a for a, _ in pieces}
     start = 0
