@@ -68,9 +68,10 @@ from ...steps.train import LMConfig, tokenizer_key, train_or_reuse
 #: bump when what the influence rows mean changes, so stored runs are recomputed
 INFLUENCE_VERSION = 1
 #: robust z a training document must reach on an item to be a hit (see the module docstring):
-#: bench/contamination_model.py's choice on its selection seed 100 in a reduced trial (2-layer
-#: GPT-2, --n-docs 60 --probes 20 --steps 600: 31.07), rounded up. Calibrate your own.
-DEFAULT_Z_MIN = 32.0
+#: bench/contamination_model.py's choice on its selection seed 100 at its default size (2-layer
+#: GPT-2, 1,000 steps: 93.35, bench/results/contamination_model.json), rounded up. It depends on
+#: corpus and model: calibrate your own on items known not to be in the corpus.
+DEFAULT_Z_MIN = 94.0
 #: fewest items scored together for the pull normalisation (a window's pull is estimated on them)
 MIN_ITEMS_TO_NORMALISE = 20
 MAD_SCALE = 1.4826
