@@ -399,8 +399,7 @@ class InfluenceEngine:
 
 def run_finished(store: stores.Store, run_id: str) -> bool:
     """Whether the store holds run ``run_id`` as finished (a repeated request then does nothing)."""
-    df = store.sql("SELECT status FROM runs WHERE run_id = ?", [run_id])
-    return df.height > 0 and df["status"][0] == "finished"
+    return store.run_finished(run_id)
 
 
 def score_matrix(store: stores.Store, run_id: str, query_ids: Sequence[str], train_ids: Sequence[str]) -> np.ndarray:

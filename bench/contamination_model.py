@@ -23,7 +23,8 @@ z_min is chosen on a selection seed (``--select-seed``, its own corpus and model
 reported) as the smallest z at which no never-planted item has a hit; it is then fixed for every
 reported seed. The same is done for the raw-score z (no pull normalisation) as an ablation.
 Headline cells are mean and spread over the reported seeds. Each seed (the selection seed too)
-trains its own model: about 3-7 min of training and 2-4 min of influence on 2 cores.
+trains its own model: measured 184-201 s of training and 149-160 s of influence per seed on 2
+cores (``times`` in bench/results/contamination_model.json).
 
 Writes bench/results/contamination_model.json; a re-run reuses the stores, models and scores in
 --work.

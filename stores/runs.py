@@ -184,12 +184,17 @@ def _set_status(con: duckdb.DuckDBPyConnection, run_id: str, status: str, **colu
     con.execute(f"UPDATE runs SET {sets} WHERE run_id = ?", [status, *columns.values(), run_id])
 
 
+def run_finished(catalog: Catalog, run_id: str) -> bool:
+    """Whether the catalog records run ``run_id`` as finished (a repeated request can then reuse it)."""
+    with catalog.connect() as con:
+        row = first_row(con.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchall())
+    return row is not None and row[0] == "finished"
+
+
 def _is_finished(catalog: Catalog, run_id: str) -> bool:
-    """Whether the catalog records the run as finished (a finish rolled back with its block is not)."""
+    """:func:`run_finished`, False when the catalog cannot be read (a finish rolled back with its block is not)."""
     with contextlib.suppress(Exception):
-        with catalog.connect() as con:
-            row = first_row(con.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchall())
-        return row is not None and row[0] == "finished"
+        return run_finished(catalog, run_id)
     return False
 
 

@@ -77,6 +77,7 @@ class Store(Catalog):
     fail_run = _runs.fail_run
     discard_run = _runs.discard_run
     get_run = _runs.get_run
+    run_finished = _runs.run_finished
     runs = _runs.list_runs
 
     # shards (stores.shards)

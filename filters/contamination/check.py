@@ -110,7 +110,7 @@ def check_contamination(
     if words:
         config = {**identity, "settings": asdict(ngram)}
         ids = {m: _run_id(m, config) for m in words}
-        if not all(_finished(store, r) for r in ids.values()):
+        if not all(store.run_finished(r) for r in ids.values()):
             index = build_index(store, train, fields=fields, normaliser="words", k=ngram.min_n,
                                 batch_rows=ngram.batch_rows, progress=progress)
             out.indexes.append(index)
@@ -128,7 +128,7 @@ def check_contamination(
     if code_items:
         config = {**identity, "settings": asdict(ngram), "code_benchmarks": sorted({i.benchmark for i in code_items})}
         run_id = _run_id("code", config)
-        if _finished(store, run_id):
+        if store.run_finished(run_id):
             out.evidence.append(_reused(store, "code", run_id))
         else:
             index = build_index(store, train, fields=fields, normaliser="code", k=ngram.code_k,
@@ -145,7 +145,7 @@ def check_contamination(
         settings = (near_dup if method == "near_dup" else paraphrase) or default_settings(method)
         config = {**identity, "settings": asdict(settings)}
         run_id = _run_id(method, config)
-        if _finished(store, run_id):
+        if store.run_finished(run_id):
             out.evidence.append(_reused(store, method, run_id))
             continue
         out.evidence.append(_minhash_run(store, method, run_id, config, train, fields, unique, settings, out,
@@ -206,11 +206,6 @@ def _code_items(items: list[BenchmarkItem], mode: str) -> list[BenchmarkItem]:
 
 def _run_id(method: str, config: dict) -> str:
     return f"contamination_{method}-{digest(method, config)}"
-
-
-def _finished(store: stores.Store, run_id: str) -> bool:
-    df = store.sql("SELECT status FROM runs WHERE run_id = ?", [run_id])
-    return bool(df.height) and df["status"][0] == "finished"
 
 
 def _reused(store: stores.Store, method: str, run_id: str) -> EvidenceRun:

@@ -89,8 +89,7 @@ def build_index(store: stores.Store, dataset: str, *, fields: Sequence[str], nor
               "hash": HASH_VERSION, "batch_rows": batch_rows,
               "layout": 2}
     run_id = f"ngram_index-{digest(config)}"
-    status = store.sql("SELECT status FROM runs WHERE run_id = ?", [run_id])
-    if status.height and status["status"][0] == "finished":
+    if store.run_finished(run_id):
         return IndexRun(run_id, normaliser, k)
     t0, n_docs, n_bytes = time.perf_counter(), 0, 0
     with store.run("ngram_index", config=config, dataset=dataset, run_id=run_id), \

@@ -23,7 +23,6 @@ import builtins
 import keyword
 import re
 import string
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -219,14 +218,3 @@ def batch_ngram_hashes(
     pos = np.arange(len(flat)) - offsets[doc_of]
     keep = pos[: len(hashes)] + n <= lengths[doc_of[: len(hashes)]]
     return doc_of[: len(hashes)][keep], pos[: len(hashes)][keep].astype(np.int32), hashes[keep]
-
-
-def iter_runs(positions: np.ndarray) -> Iterator[tuple[int, int]]:
-    """Maximal runs of consecutive integers in a sorted array, as (first, last) pairs."""
-    if len(positions) == 0:
-        return
-    breaks = np.nonzero(np.diff(positions) != 1)[0]
-    firsts = np.concatenate([[0], breaks + 1])
-    lasts = np.concatenate([breaks, [len(positions) - 1]])
-    for a, b in zip(firsts, lasts, strict=True):
-        yield int(positions[a]), int(positions[b])

@@ -162,11 +162,6 @@ def _unique(items: Sequence[BenchmarkItem]) -> list[BenchmarkItem]:
     return list(seen.values())
 
 
-def _finished(store: stores.Store, run_id: str) -> bool:
-    df = store.sql("SELECT status FROM runs WHERE run_id = ?", [run_id])
-    return bool(df.height) and df["status"][0] == "finished"
-
-
 # ---------------------------------------------------------------------- membership
 @dataclass
 class MembershipEvidence:
@@ -379,7 +374,7 @@ def influence_evidence(store: stores.Store, model_folder: Path | str, train: str
               "model": model_fingerprint(model), "chunks": chunks, "version": INFLUENCE_VERSION,
               "settings": settings}
     run_id = f"contamination_influence-{digest('influence', config)}"
-    if _finished(store, run_id):
+    if store.run_finished(run_id):
         df = store.sql("SELECT count(*) AS n, count(*) FILTER (WHERE hit) AS h "
                        "FROM contamination_matches WHERE run_id = ?", [run_id])
         scores_run = store.sql("SELECT json_extract_string(config, '$.scores_run') AS r FROM runs "

@@ -84,7 +84,6 @@ def score_store_runs(store: stores.Store, evidence: Mapping[str, str], verdict_r
     """Per-method metrics (each evidence run, and ``combined`` = the verdict's flags) against the truth."""
     doc_map, item_map = store_keys(store, train, benchmarks)
     doc_ids = [d["id"] for d in corpus.train]
-    dataset_of = {ds: ds for ds in benchmarks.values()}
     out: dict = {}
     for method, run_id in evidence.items():
         rows = store.sql("SELECT benchmark, item_id, sample_id, score, hit FROM contamination_matches WHERE run_id = ?",
@@ -93,7 +92,7 @@ def score_store_runs(store: stores.Store, evidence: Mapping[str, str], verdict_r
         scores = rows.group_by("sample_id").agg(pl.col("score").max())
         out[method] = score_method(
             (d for s in hits["sample_id"] for d in doc_map[s]),
-            (k for b, i in zip(hits["benchmark"], hits["item_id"], strict=True) for k in item_map[f"{dataset_of.get(b, b)}:{i}"]),
+            (k for b, i in zip(hits["benchmark"], hits["item_id"], strict=True) for k in item_map[f"{b}:{i}"]),
             {d: float(v) for s, v in zip(scores["sample_id"], scores["score"], strict=True) for d in doc_map[s]},
             corpus, doc_ids)
     flags = store.sql("SELECT sample_id, score, flagged FROM flags WHERE run_id = ?", [verdict_run])
