@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: check-report install demo test test-all bench bench-ingest bench-sql bench-engine bench-noisy-cot bench-contamination lint format clean
+.PHONY: check-report install demo test test-all bench bench-ingest bench-sql bench-engine bench-noisy-cot bench-contamination bench-unlearning lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
 
-bench: bench-ingest bench-sql bench-engine bench-noisy-cot bench-contamination
+bench: bench-ingest bench-sql bench-engine bench-noisy-cot bench-contamination bench-unlearning
 
 bench-ingest: $(STAMP)
 	$(BIN)/python bench/ingest_throughput.py
@@ -47,6 +47,10 @@ bench-noisy-cot: $(STAMP)
 bench-contamination: $(STAMP)
 	$(BIN)/python bench/contamination.py
 	$(BIN)/python bench/contamination_model.py
+
+# corrective unlearning: digits MLP (poisoning, interclass confusion), expansion + every method vs retraining
+bench-unlearning: $(STAMP)
+	$(BIN)/python bench/unlearning.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -36,9 +36,9 @@ def model_fingerprint(model: nn.Module) -> str:
         if not name.endswith("_constant")
     }
     for name, tensor in sorted(state.items()):
-        t = tensor.detach().cpu().contiguous()
+        t = tensor.detach().cpu().clone(memory_format=torch.contiguous_format)  # strides too
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")  # 0-dim too
     return h.hexdigest()[:32]
 
 
@@ -52,9 +52,9 @@ def data_fingerprint(dataset: data.Dataset) -> str:
 
     def add(value: Any) -> None:
         if isinstance(value, torch.Tensor):
-            t = value.detach().cpu().contiguous()
+            t = value.detach().cpu().clone(memory_format=torch.contiguous_format)  # strides too
             h.update(f"{tuple(t.shape)}:{t.dtype};".encode())
-            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")  # 0-dim too
         elif isinstance(value, dict):
             for k in sorted(value):
                 h.update(str(k).encode())

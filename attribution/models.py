@@ -87,6 +87,31 @@ def load_causal_lm(path: str | Path, device: str = "cpu") -> nn.Module:
     return linearize_conv1d(model).to(device).eval()
 
 
+def save_causal_lm(model: nn.Module, folder: str | Path, tokenizer=None) -> Path:
+    """Save a causal LM loaded by :func:`load_causal_lm` (safetensors) as ``folder``, atomically.
+
+    Undoes :func:`linearize_conv1d` on the way out: the architecture class is rebuilt from the
+    model's config, and every layer that class holds as a transformers ``Conv1D`` (GPT-2) gets the
+    transposed weight of our ``nn.Linear``, so the folder loads with ``from_pretrained`` as usual.
+    """
+    from transformers.pytorch_utils import Conv1D
+
+    quiet_transformers()
+    fresh = type(model)(model.config)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    ours = dict(model.named_modules())
+    for name, module in fresh.named_modules():  # square layers too: decide by type, never by shape
+        if isinstance(module, Conv1D) and isinstance(ours.get(name), nn.Linear):
+            state[f"{name}.weight"] = state[f"{name}.weight"].t().contiguous()
+    fresh.load_state_dict(state, strict=True)
+    folder = Path(folder)
+    with atomic_folder(folder) as tmp:
+        fresh.save_pretrained(tmp, safe_serialization=True)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+    return folder
+
+
 def load_tokenizer(path: str | Path):
     """A tokenizer saved with ``save_pretrained`` at a local ``path`` (no remote code)."""
     from transformers import AutoTokenizer

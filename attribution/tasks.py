@@ -148,6 +148,31 @@ class CausalLMTask(InfluenceTask):
         return batch["attention_mask"]
 
 
+class LossMeasurementTask(InfluenceTask):
+    """``base`` with its training loss as the measurement (the queries' own loss, not e.g. a margin).
+
+    Pairwise scores under it are ``grad L(query)^T H^-1 grad L(sample)``, the same form as
+    self-influence, so ``score(q, t) / sqrt(self(q) self(t))`` is a cosine in [-1, 1]: what flag
+    expansion needs to compare training samples with known-bad ones. Factors are those of ``base``.
+    """
+
+    def __init__(self, base: InfluenceTask):
+        super().__init__(base.get_influence_tracked_modules())
+        self.base = base
+
+    def compute_train_loss(self, batch: Any, model: nn.Module, sample: bool = False) -> torch.Tensor:
+        return self.base.compute_train_loss(batch, model, sample)
+
+    def compute_measurement(self, batch: Any, model: nn.Module) -> torch.Tensor:
+        return self.base.compute_train_loss(batch, model, sample=False)
+
+    def per_sample_loss(self, batch: Any, model: nn.Module) -> torch.Tensor:
+        return self.base.per_sample_loss(batch, model)
+
+    def get_attention_mask(self, batch: Any) -> torch.Tensor | None:
+        return self.base.get_attention_mask(batch)
+
+
 def mlp_linear_modules(model: nn.Module) -> list[str]:
     """Names of the ``nn.Linear`` modules inside MLP/feed-forward blocks of a transformer.
 

@@ -178,6 +178,24 @@ SHARD_SCHEMAS: dict[str, pa.Schema] = {
             ("reason", pa.string()),
         ]
     ),
+    # Unlearning (curation unlearn): the samples a run unlearned, and its before/after metrics per
+    # model (original, unlearned, retrained) and split (forget, retain, test...).
+    "unlearn_samples": pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("sample_id", pa.string()),
+            ("role", pa.string()),
+        ]
+    ),
+    "unlearn_metrics": pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("model", pa.string()),
+            ("split", pa.string()),
+            ("metric", pa.string()),
+            ("value", pa.float64()),
+        ]
+    ),
     "curated_drops": pa.schema(
         [
             ("run_id", pa.string()),

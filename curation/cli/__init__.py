@@ -43,7 +43,7 @@ def _main_options(
     """Data-centric curation and attribution: ingest data, query it in SQL, curate it."""
 
 
-from . import data, sql, attribute, contamination, pipelines, generate  # noqa: E402,F401,I001  (registers the commands, in help order)
+from . import data, sql, attribute, unlearning, contamination, pipelines, generate  # noqa: E402,F401,I001  (registers the commands, in help order)
 
 
 def _loaded_errors() -> tuple[type[Exception], ...]:

@@ -138,6 +138,10 @@ def build_report(store: stores.Store, run_id: str | None = None, top_k: int = 3,
         sections.append(("self-scores", "per-sample scores", self_section(store, run_id)))
     if "flags" in tables:
         sections.append(("flags", "flags", flags_section(store, run_id)))
+    if "unlearn_metrics" in tables:
+        from .unlearning import unlearn_section
+
+        sections.append(("unlearning", "unlearning: original vs unlearned vs retrained", unlearn_section(store, run_id)))
     if run["kind"] == "pipeline":
         sections.extend(_pipeline_page_sections(store, run, config))
         attribution = _attribution_section(store, config, links or {})
