@@ -322,3 +322,11 @@ def mb(n_bytes: float | None) -> float | None:
 
 def mib_from_kb(kb: float | None) -> float | None:
     return None if kb is None else kb / 1024
+
+
+def mean_sd(values) -> dict[str, float]:
+    """Mean, sample sd (``sd``), min, max and count of a figure over seeds (curation.evaluation.mean_spread)."""
+    from curation.evaluation import mean_spread
+
+    d = mean_spread(values)
+    return {"mean": d["mean"], "sd": d["std"], "min": d["min"], "max": d["max"], "n": d["n"]}

@@ -50,6 +50,7 @@ from _common import (  # noqa: E402
     RESULTS_DIR,
     add_provenance_args,
     machine_info,
+    mean_sd,
     now_iso,
     print_table,
     require_clean_tree,
@@ -65,7 +66,6 @@ from curation.actions.unlearning.base import UnlearningProblem  # noqa: E402
 from curation.actions.unlearning.methods import METHODS, make_method  # noqa: E402
 from curation.actions.unlearning.recipes import MLPRecipe  # noqa: E402
 from curation.datasets.manipulations import add_trigger, interclass_confusion, poison  # noqa: E402
-from curation.evaluation import mean_spread  # noqa: E402
 from curation.steps.records import ingest_records  # noqa: E402
 from filters.expansion import ExpansionFilter  # noqa: E402
 
@@ -266,30 +266,25 @@ def run_seed(seed: int, root: Path, selection: dict[str, Any]) -> dict[str, Any]
     return out
 
 
-def _ms(values: list[float]) -> dict[str, float]:
-    d = mean_spread(values)
-    return {"mean": d["mean"], "sd": d["std"], "min": d["min"], "max": d["max"], "n": d["n"]}
-
-
 def aggregate(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     """The issue's keys: classifier.<manipulation>...., expansion.<manipulation>.<evidence>...., goals."""
     classifier: dict[str, Any] = {}
     expansion: dict[str, Any] = {}
     for m in MANIPULATIONS:
         runs = [r[m] for r in per_seed]
-        c: dict[str, Any] = {k: {metric: _ms([r[k][metric] for r in runs]) for metric in ("acc_corr", "acc_retain", "seconds")}
+        c: dict[str, Any] = {k: {metric: mean_sd([r[k][metric] for r in runs]) for metric in ("acc_corr", "acc_retain", "seconds")}
                              for k in ("original", "retrain")}
-        c["n_manipulated"] = _ms([r["n_manipulated"] for r in runs])
+        c["n_manipulated"] = mean_sd([r["n_manipulated"] for r in runs])
         for f in FRACTIONS:
-            c[str(f)] = {name: {v: {metric: _ms([r["fractions"][str(f)][name][v][metric] for r in runs])
+            c[str(f)] = {name: {v: {metric: mean_sd([r["fractions"][str(f)][name][v][metric] for r in runs])
                                     for metric in ("acc_corr", "acc_retain", "seconds")} for v in VARIANTS}
                          for name in METHODS}
         classifier[m] = c
         e: dict[str, Any] = {}
         for ev in ("combined", *EVIDENCES):
-            e[ev] = {"recall_at_budget": _ms([r["expansion"]["0.1"][ev]["recall"] for r in runs]),
-                     "precision_at_budget": _ms([r["expansion"]["0.1"][ev]["precision"] for r in runs]),
-                     "by_fraction": {str(f): {k: _ms([r["expansion"][str(f)][ev][k] for r in runs])
+            e[ev] = {"recall_at_budget": mean_sd([r["expansion"]["0.1"][ev]["recall"] for r in runs]),
+                     "precision_at_budget": mean_sd([r["expansion"]["0.1"][ev]["precision"] for r in runs]),
+                     "by_fraction": {str(f): {k: mean_sd([r["expansion"][str(f)][ev][k] for r in runs])
                                               for k in ("recall", "precision", "n_flagged")} for f in FRACTIONS}}
         expansion[m] = e
     return {"classifier": classifier, "expansion": expansion, "goals": goals(classifier)}

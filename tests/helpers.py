@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 from pathlib import Path
 
@@ -34,3 +36,13 @@ def save_tiny_lm(folder: Path, n_positions: int = 32) -> Path:
     GPT2LMHeadModel(cfg).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
+
+
+@contextlib.contextmanager
+def fast_gc():
+    """kronfluence calls gc.collect() often; with the heap frozen each call is cheap."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

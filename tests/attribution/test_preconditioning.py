@@ -8,9 +8,7 @@ number for every strategy, up to float32 rounding (max |diff| / max |score| abou
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import gc
 
 import numpy as np
 import pytest
@@ -25,20 +23,11 @@ from attribution.models import MLP
 from attribution.preconditioning import inverse_hessian_products, layer_gradient
 from attribution.strategies import STRATEGIES
 from attribution.tasks import ClassifierTask, LossMeasurementTask
+from tests.helpers import fast_gc
 
 N_TRAIN, N_QUERY = 48, 6
 TOLERANCE = 1e-5  # of the largest |score|: BLAS rounding only
 CASES = [(s, None) for s in STRATEGIES] + [("ekfac", 1e-3), ("diagonal", 1e-3)]
-
-
-@contextlib.contextmanager
-def _fast_gc():
-    """kronfluence calls gc.collect() often; with the heap frozen each call is cheap."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +63,7 @@ def _dot(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
 
 def _engine(tiny: dict, strategy: str, damping: float | None) -> tuple[InfluenceEngine, np.ndarray]:
     task = LossMeasurementTask(ClassifierTask())
-    with _fast_gc():
+    with fast_gc():
         eng = InfluenceEngine(tiny["store"], copy.deepcopy(tiny["net"]), task,
                               EngineConfig(strategy=strategy, damping=damping, batch_size=16))
         run = eng.pairwise_scores("b", tiny["train"], tiny["queries"])

@@ -155,3 +155,19 @@ def test_unlearn_a_causal_lm_saves_a_loadable_gpt2(tmp_path: Path) -> None:
     from transformers import GPT2LMHeadModel
 
     assert GPT2LMHeadModel.from_pretrained(out).config.n_layer == 2
+
+
+def test_expand_a_causal_lm_from_a_dataset_predicate(tmp_path: Path) -> None:
+    save_tiny_lm(tmp_path / "lm")
+    st = str(tmp_path / "st")
+    rows = [{"prompt": f"{i}+{i % 5}=", "completion": f" {i + i % 5}", "bad": i % 7 == 0} for i in range(28)]
+    assert _run("ingest", str(write_jsonl(tmp_path / "t.jsonl", rows)), "-d", "train", "--store", st).exit_code == 0
+    res = _run("expand", "--task", "causal-lm", "--from", "train WHERE bad", "--train", "train", "--model",
+               str(tmp_path / "lm"), "--max-length", "16", "--budget", "0.25", "--combine", "influence,representation",
+               "--store", st)
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    store = stores.open(st)
+    run_id = store.runs("filter")["run_id"][0]
+    flags = store.sql(f"SELECT f.flagged, s.bad FROM flags f JOIN samples s USING (sample_id) WHERE f.run_id = '{run_id}'")
+    assert flags.height == 28 and int(flags["flagged"].sum()) == 7  # round(0.25 x 28), the 4 known among them
+    assert flags.filter(flags["bad"])["flagged"].all()

@@ -8,9 +8,7 @@ Each method is checked against what it claims to compute, from an independent co
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import gc
 
 import numpy as np
 import pytest
@@ -36,20 +34,11 @@ from curation.actions.unlearning.retrain import Retrain, RetrainLast
 from curation.actions.unlearning.ssd import SSD, importances
 from curation.datasets.manipulations import add_trigger, poison
 from curation.steps.train import LMConfig
+from tests.helpers import fast_gc
 
 N_TRAIN, TARGET = 500, 0
 #: Fast settings for the methods that train (the defaults are for real runs).
 FAST = {"gradient_ascent": {"steps": 5}, "grad_diff": {"steps": 5}, "npo": {"steps": 5}}
-
-
-@contextlib.contextmanager
-def _fast_gc():
-    """kronfluence calls gc.collect() often; with the heap frozen each call is cheap."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +98,7 @@ def test_the_poison_is_learned(digits: dict) -> None:
 def test_every_method_returns_a_new_model_and_leaves_the_original(digits: dict, name: str) -> None:
     before = _state(digits["model"])
     problem = _problem(digits)
-    with _fast_gc():
+    with fast_gc():
         out = make_method(name, **FAST.get(name, {})).unlearn(problem)
     assert out is not digits["model"]
     assert _same(digits["model"], before)
@@ -288,13 +277,13 @@ def test_iau_steps_along_the_retain_minus_forget_gradient(digits: dict) -> None:
 
 # ---------------------------------------------------------------------------------------- newton
 def test_newton_with_zero_scale_is_the_original(digits: dict) -> None:
-    with _fast_gc():
+    with fast_gc():
         assert _same(NewtonStep(scale=0.0).unlearn(_problem(digits)), digits["model"])
 
 
 def test_newton_step_is_the_influence_estimate(digits: dict) -> None:
     problem = _problem(digits)
-    with _fast_gc():
+    with fast_gc():
         out = NewtonStep(scale=1.0).unlearn(problem)
         engine = InfluenceEngine(digits["store"], copy.deepcopy(digits["model"]), ClassifierTask(),
                                  EngineConfig(strategy="ekfac", batch_size=32, seed=0))

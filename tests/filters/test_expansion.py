@@ -9,8 +9,6 @@ a random draw 1 of 20 (seeds 0-2).
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import time
 from pathlib import Path
 
@@ -30,19 +28,10 @@ from curation.datasets.manipulations import poison
 from curation.steps.records import ingest_records
 from filters.base import Budget
 from filters.expansion import ExpansionFilter, _leave_one_out_max, _leave_one_out_mean
+from tests.helpers import fast_gc
 
 N, N_KNOWN = 300, 10
 FEATURES = [f"p{j}" for j in range(64)]
-
-
-@contextlib.contextmanager
-def _fast_gc():
-    """kronfluence calls gc.collect() often; with the heap frozen each call is cheap."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +52,7 @@ def poisoned(tmp_path_factory: pytest.TempPathFactory) -> dict:
     known = bad_ids[:N_KNOWN]
     runs_before = store.sql("SELECT count(*) AS n FROM runs WHERE kind <> 'filter'")["n"][0]
     t0 = time.perf_counter()
-    with _fast_gc():
+    with fast_gc():
         ev = expansion_evidence(store, model, ClassifierTask(), train, known, config=EngineConfig(batch_size=100))
     first = time.perf_counter() - t0
     return {"store": store, "train": train, "model": model, "known": known, "unknown": set(bad_ids[N_KNOWN:]),
@@ -259,7 +248,7 @@ def test_evidence_runs_exist_and_a_repeat_reuses_them(poisoned: dict) -> None:
     n_runs = store.sql("SELECT count(*) AS n FROM runs WHERE kind <> 'filter'")["n"][0]
     assert n_runs == poisoned["runs_before"] + len(EVIDENCE)
     t0 = time.perf_counter()
-    with _fast_gc():
+    with fast_gc():
         again = expansion_evidence(store, poisoned["model"], ClassifierTask(), poisoned["train"],
                                    poisoned["known"], config=EngineConfig(batch_size=100))
     second = time.perf_counter() - t0
@@ -294,7 +283,7 @@ def test_expansion_evidence_leaves_the_model_unchanged(tmp_path: Path) -> None:
     torch.manual_seed(0)
     small = MLP(2, [3], 2).eval()
     before = {k: v.clone() for k, v in small.state_dict().items()}
-    with _fast_gc():
+    with fast_gc():
         ev = expansion_evidence(store, small, ClassifierTask(), train, train.ids[:2], evidence=("influence", "loss"))
     assert set(ev.runs) == {"influence", "loss"}
     assert store.read_scores(ev.runs["influence"]).height == 2 * 12
@@ -305,7 +294,7 @@ def test_expansion_evidence_leaves_the_model_unchanged(tmp_path: Path) -> None:
 def test_expansion_evidence_on_a_one_feature_dataset(tmp_path: Path) -> None:
     store, train = _tiny_store(tmp_path / "st", ["a"])
     torch.manual_seed(0)
-    with _fast_gc():
+    with fast_gc():
         ev = expansion_evidence(store, MLP(1, [3], 2).eval(), ClassifierTask(), train, train.ids[:2],
                                 evidence=("influence",))
     assert store.read_scores(ev.runs["influence"]).height == 2 * 12

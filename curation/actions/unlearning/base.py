@@ -122,6 +122,24 @@ class UnlearningProblem:
             epoch += 1
 
 
+def accumulate_gradients(model: nn.Module, problem: UnlearningProblem, indices: list[int], batch_size: int, *,
+                         squared: bool) -> tuple[dict[str, torch.Tensor], int]:
+    """Sum over batches of each parameter's gradient (``squared``: of the batch-mean loss's squared
+    gradient; else of the summed loss's gradient), and the number of batches; gradients are cleared."""
+    total = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
+    n_batches = 0
+    for batch in problem.batches(indices, batch_size=batch_size):
+        model.zero_grad(set_to_none=True)
+        losses = problem.losses(model, batch)
+        (losses.mean() if squared else losses.sum()).backward()
+        for n, p in model.named_parameters():
+            if p.grad is not None:
+                total[n] += p.grad.detach() ** 2 if squared else p.grad.detach()
+        n_batches += 1
+    model.zero_grad(set_to_none=True)
+    return total, n_batches
+
+
 def _trim(batch: Any) -> Any:
     """A causal-LM batch cut to its longest sequence (padding past it changes nothing but costs time)."""
     if isinstance(batch, dict) and "attention_mask" in batch:

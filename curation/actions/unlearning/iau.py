@@ -12,20 +12,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import UnlearningMethod, UnlearningProblem, setting
+from .base import UnlearningMethod, UnlearningProblem, accumulate_gradients, setting
 
 
 def mean_gradient(model: nn.Module, problem: UnlearningProblem, indices: list[int], batch_size: int) -> list[torch.Tensor]:
     """The gradient of the mean loss over ``indices`` (accumulated batch by batch), per parameter."""
-    total = [torch.zeros_like(p) for p in model.parameters()]
-    for batch in problem.batches(indices, batch_size=batch_size):
-        model.zero_grad(set_to_none=True)
-        problem.losses(model, batch).sum().backward()
-        for t, p in zip(total, model.parameters(), strict=True):
-            if p.grad is not None:
-                t += p.grad.detach()
-    model.zero_grad(set_to_none=True)
-    return [t / len(indices) for t in total]
+    total, _ = accumulate_gradients(model, problem, indices, batch_size, squared=False)
+    return [total[n] / len(indices) for n, _ in model.named_parameters()]
 
 
 class IAU(UnlearningMethod):

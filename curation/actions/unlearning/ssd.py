@@ -15,21 +15,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import UnlearningMethod, UnlearningProblem, setting
+from .base import UnlearningMethod, UnlearningProblem, accumulate_gradients, setting
 
 
 def importances(model: nn.Module, problem: UnlearningProblem, indices: list[int], batch_size: int) -> dict[str, torch.Tensor]:
     """Mean over minibatches of the squared gradient of the batch-mean loss, per parameter."""
-    total = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
-    n_batches = 0
-    for batch in problem.batches(indices, batch_size=batch_size):
-        model.zero_grad(set_to_none=True)
-        problem.losses(model, batch).mean().backward()
-        for n, p in model.named_parameters():
-            if p.grad is not None:
-                total[n] += p.grad.detach() ** 2
-        n_batches += 1
-    model.zero_grad(set_to_none=True)
+    total, n_batches = accumulate_gradients(model, problem, indices, batch_size, squared=True)
     return {n: t / max(n_batches, 1) for n, t in total.items()}
 
 
