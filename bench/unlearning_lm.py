@@ -79,12 +79,12 @@ N_PEOPLE, FORGET, HOLDOUT = 200, 0.1, 0.1
 METHODS = ("gradient_ascent", "grad_diff", "npo", "ssd", "newton", "iau", "retrain_last")
 SUSTAIN_METHODS = ("gradient_ascent", "grad_diff", "npo", "ssd", "newton", "iau")
 GRIDS: dict[str, list[dict[str, Any]]] = {
-    "gradient_ascent": [{"lr": lr, "steps": s} for lr in (3e-4, 1e-3) for s in (10, 30)],
-    "grad_diff": [{"lr": lr, "steps": s} for lr in (3e-4, 1e-3) for s in (30, 100)],
-    "npo": [{"lr": lr, "steps": s} for lr in (3e-4, 1e-3) for s in (30, 100)],
+    "gradient_ascent": [{"lr": lr, "steps": s} for lr in (1e-5, 3e-5, 1e-4) for s in (10, 30)],
+    "grad_diff": [{"lr": lr, "steps": s} for lr in (3e-5, 1e-4, 3e-4) for s in (10, 30)],
+    "npo": [{"lr": lr, "steps": s} for lr in (3e-5, 1e-4, 3e-4) for s in (10, 30)],
     "ssd": [{"alpha": a, "lam": lam} for a in (1.0, 10.0) for lam in (0.1, 1.0)],
     "newton": [{"scale": s} for s in (0.01, 0.1, 1.0)],
-    "iau": [{"lr": lr} for lr in (0.3, 3.0, 30.0)],
+    "iau": [{"lr": lr} for lr in (0.03, 0.3, 3.0)],
     "retrain_last": [{"k": 1}],
 }
 

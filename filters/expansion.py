@@ -58,7 +58,8 @@ class ExpansionFilter(Filter):
 
     def __init__(self, known_ids: Sequence[str], runs: dict[str, str], *,
                  combine: Sequence[str] = DEFAULT_COMBINE, budget: Budget | None = None,
-                 quantile: float = DEFAULT_QUANTILE, seed: int = 0, explain_top: int = 3):
+                 quantile: float = DEFAULT_QUANTILE, seed: int = 0, explain_top: int = 3,
+                 given_ids: Sequence[str] | None = None):
         super().__init__(budget or Budget(fraction=None, threshold=0.0))  # replaced by the auto threshold when budget is None
         self.known_ids = list(dict.fromkeys(known_ids))
         if not self.known_ids:
@@ -76,6 +77,12 @@ class ExpansionFilter(Filter):
         if self.auto and len(self.known_ids) < 2:
             raise ValueError("the auto budget needs at least 2 known-bad samples (it calibrates on their "
                              "leave-one-out scores); give a fraction or a threshold instead")
+        self.given_ids = list(dict.fromkeys(given_ids)) if given_ids is not None else list(self.known_ids)
+        outside = [g for g in self.given_ids if g not in set(self.known_ids)]
+        if outside or not self.given_ids:
+            raise ValueError("given_ids must be a non-empty subset of known_ids")
+        if self.auto and len(self.given_ids) < 2:
+            raise ValueError("the auto budget needs at least 2 given known-bad samples to calibrate on")
         self.runs = dict(runs)
         self.combine = list(combine)
         self.quantile = quantile
@@ -143,11 +150,11 @@ class ExpansionFilter(Filter):
         pct = {name: rank_percentile(v) for name, v in values.items()}
         score = np.mean([pct[c] for c in self.combine], axis=0)
         where = {s: i for i, s in enumerate(ids)}
-        known = np.array([where[s] for s in self.known_ids])
+        given = np.array([where[s] for s in self.given_ids])
         is_known = np.zeros(len(ids), dtype=bool)
-        is_known[known] = True
-        if self.auto:
-            threshold = float(np.quantile(score[known], self.quantile))
+        is_known[given] = True
+        if self.auto:  # calibrated on the samples the user gave (truly bad), leave-one-out
+            threshold = float(np.quantile(score[given], self.quantile))
             self.budget = Budget(fraction=None, threshold=threshold)
             self.threshold = threshold
         flagged = self.budget.select(np.where(is_known, np.inf, score)) | is_known
@@ -176,7 +183,7 @@ class ExpansionFilter(Filter):
         return f"{'; '.join(parts)}; {verdict} at {budget_text}"
 
     def config(self) -> dict[str, Any]:
-        out = {"known_ids": self.known_ids, "runs": self.runs, "combine": self.combine, "seed": self.seed,
+        out = {"known_ids": self.known_ids, "given_ids": self.given_ids, "runs": self.runs, "combine": self.combine, "seed": self.seed,
                "budget": ("auto" if self.auto else self.budget.describe()), "quantile": self.quantile}
         if self.auto and hasattr(self, "threshold"):
             out["threshold"] = self.threshold
