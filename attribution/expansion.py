@@ -17,6 +17,9 @@ filter (:mod:`filters.expansion`) reads them like any other evidence and a user 
   only samples with the known-bad sample's (given) label count as its neighbours (others get -1):
   a mislabelled or poisoned sample is an input that looks like one class and carries another's
   label, so the label is half of what makes it bad.
+- ``input``: the same at the input of the model's *first* Linear layer (the features as the model
+  receives them; for a transformer, the first block's input): a trigger patch or the look of a
+  mislabelled image is plainest there, before training has folded it into the target class.
 - ``loss``: every sample's training loss (the ``loss`` baseline).
 """
 
@@ -41,7 +44,7 @@ from .representations import cosine_similarities, representations
 from .tasks import InfluenceTask, LossMeasurementTask
 
 #: The evidence runs :func:`expansion_evidence` writes, by name.
-EVIDENCE = ("influence", "self_influence", "representation", "loss")
+EVIDENCE = ("influence", "self_influence", "representation", "input", "loss")
 
 
 @dataclass
@@ -95,10 +98,11 @@ def expansion_evidence(
     store.add_behaviour(behaviour, train.dataset, "loss", query_ids=known_ids,
                         description=f"loss of {len(known_ids)} known-bad samples (flag expansion)", replace=True)
     model = model.eval()
-    if "representation" in evidence:
-        t0 = time.perf_counter()
-        out.runs["representation"] = _representation_run(store, model, task, train, idx, behaviour)
-        out.seconds["representation"] = time.perf_counter() - t0
+    for name, layer in (("representation", "output"), ("input", "input")):
+        if name in evidence:
+            t0 = time.perf_counter()
+            out.runs[name] = _representation_run(store, model, task, train, idx, behaviour, layer)
+            out.seconds[name] = time.perf_counter() - t0
     if "loss" in evidence:
         t0 = time.perf_counter()
         out.runs["loss"] = loss_scores(store, model, task, train).run_id
@@ -118,14 +122,15 @@ def expansion_evidence(
 
 
 def _representation_run(store: stores.Store, model: nn.Module, task: InfluenceTask, train: Samples,
-                        idx: list[int], behaviour: str) -> str:
+                        idx: list[int], behaviour: str, layer: str = "output") -> str:
     """Cosine similarities of every training sample's representation to each known-bad one (a ``similarity`` run)."""
     fp = model_fingerprint(model)
     known = [train.ids[i] for i in idx]
-    run_id = f"similarity-{digest(fp, ids_fingerprint(train.ids), ids_fingerprint(known))}"
+    parts = [] if layer == "output" else [layer]  # output-layer run ids as before
+    run_id = f"similarity-{digest(fp, ids_fingerprint(train.ids), ids_fingerprint(known), *parts)}"
     if run_finished(store, run_id):
         return run_id
-    reps = representations(model, train.data, _forward(task))
+    reps = representations(model, train.data, _forward(task), layer=layer)
     sims = cosine_similarities(reps, reps[idx])  # (N, K)
     labels = _class_labels(train)
     if labels is not None:  # a classifier: a neighbour counts only with the known-bad sample's (given) label
@@ -137,8 +142,9 @@ def _representation_run(store: stores.Store, model: nn.Module, task: InfluenceTa
         "sample_id": pa.array(np.repeat(np.asarray(train.ids, dtype=object), k), pa.string()),
         "score": pa.array(sims.reshape(-1).astype(np.float32)),
     })
-    config: dict[str, Any] = {"evidence": "representation", "behaviour": behaviour, "measure": "cosine",
-                              "layer": "input of the output layer, mean over tokens", "n_known": k,
+    where = "output layer" if layer == "output" else "first Linear layer"
+    config: dict[str, Any] = {"evidence": "representation" if layer == "output" else "input", "behaviour": behaviour,
+                              "measure": "cosine", "layer": f"input of the {where}, mean over tokens", "n_known": k,
                               "same_label_only": labels is not None}
     with store.run("similarity", config=config, dataset=train.dataset, model_fingerprint=fp, run_id=run_id) as run:
         run.write("scores", table, shard=0)

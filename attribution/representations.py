@@ -18,25 +18,32 @@ from torch.utils import data
 
 from .gradients import collate
 
+#: Where a representation is read: the input of the model's first or last ``nn.Linear``.
+LAYERS = ("output", "input")
 
-def output_layer(model: nn.Module) -> nn.Linear:
-    """The model's last ``nn.Linear`` in module order (kronfluence's wrapper is looked through)."""
+
+def output_layer(model: nn.Module, where: str = "output") -> nn.Linear:
+    """The model's last (``output``) or first (``input``) ``nn.Linear`` in module order."""
+    if where not in LAYERS:
+        raise ValueError(f"layer must be one of {', '.join(LAYERS)}, got {where!r}")
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if not linears:
         raise ValueError(f"{type(model).__name__} has no nn.Linear layer whose input could serve as a representation")
-    return linears[-1]
+    return linears[-1] if where == "output" else linears[0]
 
 
 @torch.no_grad()
-def representations(model: nn.Module, dataset: data.Dataset, forward: Any, *, batch_size: int = 64) -> np.ndarray:
-    """(samples x width) inputs of the output layer, mean-pooled over tokens for sequences.
+def representations(model: nn.Module, dataset: data.Dataset, forward: Any, *, batch_size: int = 64,
+                    layer: str = "output") -> np.ndarray:
+    """(samples x width) inputs of the output layer (or, ``layer="input"``, of the first Linear layer:
+    the features as the model receives them), mean-pooled over tokens for sequences.
 
     ``forward(batch, model)`` runs the model on a batch (e.g. a task's ``per_sample_loss``); only
     the hooked activations are kept. Sequence batches must carry an ``attention_mask``.
     """
-    layer = output_layer(model)
+    layer_module = output_layer(model, layer)
     seen: list[torch.Tensor] = []
-    handle = layer.register_forward_hook(lambda mod, inputs, output: seen.append(inputs[0].detach()))
+    handle = layer_module.register_forward_hook(lambda mod, inputs, output: seen.append(inputs[0].detach()))
     out: list[np.ndarray] = []
     model.eval()
     try:
@@ -51,7 +58,7 @@ def representations(model: nn.Module, dataset: data.Dataset, forward: Any, *, ba
             out.append(h.cpu().numpy())
     finally:
         handle.remove()
-    return np.concatenate(out) if out else np.zeros((0, layer.in_features), dtype=np.float32)
+    return np.concatenate(out) if out else np.zeros((0, layer_module.in_features), dtype=np.float32)
 
 
 def cosine_similarities(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -61,4 +68,4 @@ def cosine_similarities(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a / np.where(na == 0, 1, na)) @ (b / np.where(nb == 0, 1, nb)).T
 
 
-__all__ = ["cosine_similarities", "output_layer", "representations"]
+__all__ = ["LAYERS", "cosine_similarities", "output_layer", "representations"]

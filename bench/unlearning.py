@@ -77,7 +77,7 @@ POISON_RATE, POISON_TARGET = 0.05, 0
 CONFUSED, CONFUSION_RATE = (3, 8), 0.3
 RECIPE = dict(n_in=64, hidden=(128, 64), n_out=10, epochs=40, lr=0.05)
 FEATURES = [f"f{j}" for j in range(64)]
-EVIDENCES = ("influence", "similarity", "representation", "loss", "random")
+EVIDENCES = ("influence", "similarity", "representation", "input", "loss", "random")
 
 #: Each method's settings grid (the selection seed picks one per method).
 GRIDS: dict[str, list[dict[str, Any]]] = {
@@ -90,8 +90,9 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
     "newton": [{"scale": s} for s in (1.0, 3.0, 10.0, 30.0)],
     "iau": [{"lr": lr} for lr in (0.1, 1.0, 10.0)],
 }
-COMBINES = [("similarity",), ("representation",), ("influence",), ("similarity", "representation"),
-            ("influence", "representation"), ("similarity", "representation", "loss")]
+COMBINES = [("similarity",), ("representation",), ("input",), ("influence",), ("similarity", "representation"),
+            ("input", "similarity"), ("input", "representation"), ("input", "similarity", "representation"),
+            ("similarity", "representation", "loss")]
 QUANTILES = (0.0, 0.25, 0.5)
 
 

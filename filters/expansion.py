@@ -10,7 +10,8 @@ it resembles the known-bad set K, from evidence runs already in the store
 ``similarity``     the same pairs normalised by self-influence, ``score(k, t) / sqrt(self(k) self(t))``:
                    the cosine of the preconditioned gradients, so loud samples do not win by norm alone
 ``representation`` the largest cosine similarity of the sample's representation to a known-bad one
-                   (nearest neighbour in the model's last hidden layer)
+                   (nearest neighbour in the model's last hidden layer; same label for classifiers)
+``input``          the same in the model's input features (the first Linear layer's input)
 ``loss``           the sample's training loss (bad data is often fitted worse)
 ``random``         a seeded uniform draw (the floor every evidence must beat)
 ================== ==================================================================================
@@ -38,10 +39,10 @@ from .base import Budget, Evidence, Filter, Flags, rank_percentile
 from .evidence import dataset_ids
 
 #: The evidences this filter can combine.
-EXPANSION_EVIDENCE = ("influence", "similarity", "representation", "loss", "random")
+EXPANSION_EVIDENCE = ("influence", "similarity", "representation", "input", "loss", "random")
 #: The runs each evidence reads (see :func:`attribution.expansion.expansion_evidence`).
 NEEDS = {"influence": ("influence",), "similarity": ("influence", "self_influence"),
-         "representation": ("representation",), "loss": ("loss",), "random": ()}
+         "representation": ("representation",), "input": ("input",), "loss": ("loss",), "random": ()}
 #: What the filter combines when not told: chosen on the validation seed of ``bench/unlearning.py``.
 DEFAULT_COMBINE = ("similarity", "representation")
 DEFAULT_QUANTILE = 0.25
@@ -111,10 +112,11 @@ class ExpansionFilter(Filter):
                 cos = np.clip(np.divide(s, scale, out=np.zeros_like(s), where=scale > 0), -1.0, 1.0)
                 self._pairs["similarity"] = cos
                 out["similarity"] = _leave_one_out_mean(cos, known)
-        if "representation" in self.combine:
-            r = self._matrix(store, self.runs["representation"], ids)
-            self._pairs["representation"] = r
-            out["representation"] = _leave_one_out_max(r, known)
+        for name in ("representation", "input"):
+            if name in self.combine:
+                r = self._matrix(store, self.runs[name], ids)
+                self._pairs[name] = r
+                out[name] = _leave_one_out_max(r, known)
         if "loss" in self.combine:
             out["loss"] = _self_values(store, self.runs["loss"], ids)
         if "random" in self.combine:
@@ -172,7 +174,7 @@ class ExpansionFilter(Filter):
             return f"known bad (given); its leave-one-out score {score[i]:.3f}"
         parts = [f"combined {score[i]:.3f} ({', '.join(f'{c} {pct[c][i]:.1%}' for c in self.combine)})"]
         if flagged:
-            for name in ("similarity", "influence", "representation"):
+            for name in ("similarity", "influence", "input", "representation"):
                 if name in self._pairs:
                     column = self._pairs[name][:, i]
                     top = np.argsort(-column, kind="stable")[: self.explain_top]

@@ -36,7 +36,7 @@ def expand(
     quantile: Annotated[float | None, typer.Option(help="auto budget: the quantile of the known-bad samples' "
                                                         "leave-one-out scores a sample must reach")] = None,
     combine: Annotated[str | None, typer.Option(help="Comma-separated evidence to combine: influence, similarity, "
-                                                     "representation, loss, random (default: similarity,representation)")] = None,
+                                                     "representation, input, loss, random (default: chosen on the unlearning benchmark's selection seed)")] = None,
     task: Annotated[TaskKind, typer.Option(help="classifier/regression (tabular MLP) or causal-lm")] = TaskKind.classifier,
     tokenizer: Annotated[Path | None, typer.Option(help="Causal LM: local tokenizer folder (default: the model's)")] = None,
     features: Annotated[str | None, typer.Option(help="Tabular: comma-separated feature fields (default: every numeric one)")] = None,

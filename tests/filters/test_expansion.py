@@ -298,3 +298,31 @@ def test_expansion_evidence_on_a_one_feature_dataset(tmp_path: Path) -> None:
         ev = expansion_evidence(store, MLP(1, [3], 2).eval(), ClassifierTask(), train, train.ids[:2],
                                 evidence=("influence",))
     assert store.read_scores(ev.runs["influence"]).height == 2 * 12
+
+
+def test_given_ids_are_flagged_and_calibrate_while_every_known_id_is_a_reference(poisoned: dict) -> None:
+    store, known, ev = poisoned["store"], poisoned["known"], poisoned["ev"]
+    given = known[:4]
+    flags = ExpansionFilter(known, ev.runs, combine=["similarity"], given_ids=given, quantile=0.5).evaluate(store, "digits")
+    reason = dict(zip(flags.sample_ids, flags.reason, strict=True))
+    flagged = dict(zip(flags.sample_ids, flags.flagged, strict=True))
+    score = dict(zip(flags.sample_ids, flags.score, strict=True))
+    assert all(flagged[g] and reason[g].startswith("known bad") for g in given)
+    threshold = float(np.quantile([score[g] for g in given], 0.5))  # calibrated on the given samples only
+    others = [s for s in flags.sample_ids if s not in given]
+    assert all(flagged[s] == (score[s] >= threshold) for s in others)
+    assert not any(reason[s].startswith("known bad") for s in known[4:])
+    with pytest.raises(ValueError, match="subset of known_ids"):
+        ExpansionFilter(known[:3], ev.runs, combine=["similarity"], given_ids=[known[5]])
+    with pytest.raises(ValueError, match="at least 2 given"):
+        ExpansionFilter(known, ev.runs, combine=["similarity"], given_ids=known[:1])
+
+
+def test_input_evidence_reads_the_first_layer_and_finds_the_trigger(poisoned: dict) -> None:
+    store, train, model, known = poisoned["store"], poisoned["train"], poisoned["model"], poisoned["known"]
+    with fast_gc():
+        ev = expansion_evidence(store, model, ClassifierTask(), train, known, evidence=("input",))
+    run = store.get_run(ev.runs["input"])
+    assert run["config"]["layer"].startswith("input of the first Linear") and run["config"]["same_label_only"]
+    flags = ExpansionFilter(known, ev.runs, combine=["input"], budget=Budget(fraction=0.1)).evaluate(store, "digits")
+    assert _recall(flags, known, poisoned["unknown"]) >= 0.6  # raw pixels carry the trigger patch
