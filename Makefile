@@ -48,9 +48,11 @@ bench-contamination: $(STAMP)
 	$(BIN)/python bench/contamination.py
 	$(BIN)/python bench/contamination_model.py
 
-# corrective unlearning: digits MLP (poisoning, interclass confusion), expansion + every method vs retraining
+# corrective unlearning: digits MLP (poisoning, interclass confusion), expansion + every method vs retraining,
+# then the language model (forget 10% of fictitious people); both write bench/results/unlearning.json
 bench-unlearning: $(STAMP)
 	$(BIN)/python bench/unlearning.py
+	$(BIN)/python bench/unlearning_lm.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
