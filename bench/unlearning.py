@@ -23,8 +23,10 @@ each method's setting per variant from a small grid (highest Acc_corr + Acc_reta
 both manipulations and identified fractions 0.1 and 0.25), and the expansion's evidence
 combination and auto-budget quantile (highest validation Acc_corr + Acc_retain of the model retrained
 without the flags, over the same cells: what a user who acts on the flags gets; the F2 of S_m,
-recall weighted twice, is recorded beside it). The reported seeds never influence a choice. Expansion recall is reported per evidence at
-the auto budget, with the loss and random baselines in the same run.
+recall weighted twice, is recorded beside it). The reported seeds never influence a choice.
+Expansion recall and precision are reported per evidence at the auto budget and at fixed budgets
+(5/10/20% of the training set), with each evidence's AUROC over the samples not given; the loss and
+random baselines run in the same run.
 
 Writes bench/results/unlearning.json (the classifier part; ``bench/unlearning_lm.py`` adds the
 language model).
@@ -66,7 +68,9 @@ from curation.actions.unlearning.base import UnlearningProblem  # noqa: E402
 from curation.actions.unlearning.methods import METHODS, make_method  # noqa: E402
 from curation.actions.unlearning.recipes import MLPRecipe  # noqa: E402
 from curation.datasets.manipulations import add_trigger, interclass_confusion, poison  # noqa: E402
+from curation.evaluation import detection_metrics  # noqa: E402
 from curation.steps.records import ingest_records  # noqa: E402
+from filters.base import Budget  # noqa: E402
 from filters.expansion import ExpansionFilter  # noqa: E402
 
 MANIPULATIONS = ("poisoning", "interclass")
@@ -78,6 +82,7 @@ CONFUSED, CONFUSION_RATE = (3, 8), 0.3
 RECIPE = dict(n_in=64, hidden=(128, 64), n_out=10, epochs=40, lr=0.05)
 FEATURES = [f"f{j}" for j in range(64)]
 EVIDENCES = ("influence", "similarity", "representation", "input", "loss", "random")
+FIXED_BUDGETS = (0.05, 0.1, 0.2)  # fractions of the training set (the poisoned share is 0.05, interclass 0.0625)
 
 #: Each method's settings grid (the selection seed picks one per method).
 GRIDS: dict[str, list[dict[str, Any]]] = {
@@ -168,6 +173,24 @@ class Setting:
         return flagged, ev.runs, time.perf_counter() - t0
 
 
+    def ranking(self, known: np.ndarray, combine, runs: dict[str, str]) -> dict[str, Any]:
+        """The evidence as a ranking: AUROC over the samples not given, and recall / precision of the
+        actual flags at fixed budgets (fractions of the training set, known-bad samples included)."""
+        ids = [self.train.ids[i] for i in known]
+        given = np.zeros(len(self.train), dtype=bool)
+        given[known] = True
+        out: dict[str, Any] = {}
+        for b in FIXED_BUDGETS:
+            flags = ExpansionFilter(ids, runs, combine=combine, budget=Budget(fraction=b), seed=self.seed).evaluate(
+                self.store, "train")
+            flagged = np.asarray(flags.flagged)
+            recall, precision, _ = _f2(flagged, self.manipulated)
+            out[str(b)] = {"recall": recall, "precision": precision}
+        score = np.asarray(flags.score, dtype=np.float64)
+        out["auroc_unknown"] = detection_metrics(score[~given], self.manipulated[~given], 0.1)["auroc"]
+        return out
+
+
 def _digits() -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
 
@@ -247,10 +270,12 @@ def run_seed(seed: int, root: Path, selection: dict[str, Any]) -> dict[str, Any]
             recall, precision, _ = _f2(flagged, s.manipulated)
             per_evidence = {"combined": {"recall": recall, "precision": precision, "n_flagged": int(flagged.sum()),
                                          "seconds": exp_seconds}}
+            per_evidence["combined"]["fixed_budgets"] = s.ranking(known, combine, runs)
             for ev in EVIDENCES:
                 fl, _, _ = s.expand(known, (ev,), quantile)
                 r, p, _ = _f2(fl, s.manipulated)
-                per_evidence[ev] = {"recall": r, "precision": p, "n_flagged": int(fl.sum())}
+                per_evidence[ev] = {"recall": r, "precision": p, "n_flagged": int(fl.sum()),
+                                    "fixed_budgets": s.ranking(known, (ev,), runs)}
             cell["expansion"][str(f)] = {"n_known": len(known), **per_evidence}
             methods: dict[str, Any] = {}
             for name in METHODS:
@@ -287,7 +312,11 @@ def aggregate(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
             e[ev] = {"recall_at_budget": mean_sd([r["expansion"]["0.1"][ev]["recall"] for r in runs]),
                      "precision_at_budget": mean_sd([r["expansion"]["0.1"][ev]["precision"] for r in runs]),
                      "by_fraction": {str(f): {k: mean_sd([r["expansion"][str(f)][ev][k] for r in runs])
-                                              for k in ("recall", "precision", "n_flagged")} for f in FRACTIONS}}
+                                              for k in ("recall", "precision", "n_flagged")} for f in FRACTIONS},
+                     "auroc_unknown": mean_sd([r["expansion"]["0.1"][ev]["fixed_budgets"]["auroc_unknown"] for r in runs]),
+                     "fixed_budgets": {str(b): {k: mean_sd([r["expansion"]["0.1"][ev]["fixed_budgets"][str(b)][k]
+                                                            for r in runs]) for k in ("recall", "precision")}
+                                       for b in FIXED_BUDGETS}}
         expansion[m] = e
     return {"classifier": classifier, "expansion": expansion, "goals": goals(classifier)}
 
@@ -368,8 +397,10 @@ def main(argv: list[str] | None = None) -> dict:
         print_table(f"{m}: 10% of S_m identified (test split, seeds {seeds})",
                     ["method", "variant", "Acc_corr", "Acc_retain", "seconds"], rows)
         e = agg["expansion"][m]
-        print_table(f"{m}: expansion from 10% identified (auto budget)", ["evidence", "recall", "precision"],
-                    [[ev, ms(v["recall_at_budget"]), ms(v["precision_at_budget"])] for ev, v in e.items()])
+        print_table(f"{m}: expansion from 10% identified", ["evidence", "auto: recall", "precision", "AUROC",
+                                                             *[f"recall@{b:.0%}" for b in FIXED_BUDGETS]],
+                    [[ev, ms(v["recall_at_budget"]), ms(v["precision_at_budget"]), ms(v["auroc_unknown"]),
+                      *[ms(v["fixed_budgets"][str(b)]["recall"]) for b in FIXED_BUDGETS]] for ev, v in e.items()])
     print(agg["goals"])
     write_result(args.out, result)
     print(f"wrote {args.out}")
