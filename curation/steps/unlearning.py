@@ -282,7 +282,7 @@ def _convert(hint: Any, raw: str, where: str) -> Any:
     raise UnlearnRequestError(f"{where}: expected {names}")
 
 
-def make_recipe(loaded: LoadedModel, options: dict[str, str]):
+def make_recipe(loaded: LoadedModel, options: dict[str, str], progress: bool = False):
     """The built-in training recipe for the loaded model kind, with ``options`` overriding its defaults."""
     from curation.actions.unlearning.recipes import LMRecipe, MLPRecipe
 
@@ -294,7 +294,7 @@ def make_recipe(loaded: LoadedModel, options: dict[str, str]):
             return None  # no built-in recipe: retraining methods will say so
         base = LMConfig(n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head, max_length=loaded.max_length)
         lm = dataclasses.replace(base, **parse_settings(LMConfig, options, "--recipe"))
-        return LMRecipe(loaded.tokenizer, lm)
+        return LMRecipe(loaded.tokenizer, lm, progress=progress)
     c = loaded.net.config
     base = MLPRecipe(c["n_in"], tuple(c["hidden"]), c["n_out"], c.get("task", "classifier"))
     return dataclasses.replace(base, **parse_settings(MLPRecipe, options, "--recipe"))
@@ -358,7 +358,7 @@ def run_unlearn(store: stores.Store, req: UnlearnRequest, *, progress: bool = Fa
         test = (load_model_and_train(store, req.test, req.model, req.task, tokenizer=req.tokenizer,
                                      features=loaded.features, label_field=req.label_field,
                                      max_length=loaded.max_length).train)
-    recipe = make_recipe(loaded, req.recipe)
+    recipe = make_recipe(loaded, req.recipe, progress=progress)
     method = make_method(req.method, **settings)
     problem = UnlearningProblem(loaded.net, loaded.task, loaded.train, forget, recipe=recipe, store=store,
                                 seed=req.seed)

@@ -96,6 +96,7 @@ class LMRecipe:
 
     tokenizer: Any
     lm: Any  # curation.steps.train.LMConfig
+    progress: bool = False  # a progress bar over the training steps (the CLI turns it on)
 
     def fresh(self, seed: int) -> nn.Module:
         """A new GPT-2 of the recipe's shape, initialised from ``seed``, linearised like loaded models."""
@@ -108,7 +109,7 @@ class LMRecipe:
         """``lm.steps`` AdamW steps on prompt-masked completion loss (frozen parameters stay as they are)."""
         from curation.steps.train import train_lm
 
-        train_lm(model, completion_tensors(dataset), self.lm, seed)
+        train_lm(model, completion_tensors(dataset), self.lm, seed, progress=self.progress, label="retraining")
         return model.eval()
 
     def config(self) -> dict[str, Any]:
