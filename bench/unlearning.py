@@ -2,7 +2,7 @@
 
 scikit-learn's digits (8x8 images, 1,797 samples) per seed: a seeded split into 1,200 training,
 297 validation and 300 test images, and an MLP 64-128-64-10 trained with the built-in recipe
-(:class:`curation.actions.unlearning.recipes.MLPRecipe`). Two manipulations of the training set
+(:class:`curation.actions.recipes.MLPRecipe`). Two manipulations of the training set
 (S_m, :mod:`curation.datasets.manipulations`):
 
 - ``poisoning``: 5% of the training images (labels other than 0) get a 2x2 bright patch in the
@@ -64,9 +64,9 @@ from attribution.config import EngineConfig  # noqa: E402
 from attribution.data import tabular_samples  # noqa: E402
 from attribution.expansion import expansion_evidence  # noqa: E402
 from attribution.tasks import ClassifierTask  # noqa: E402
+from curation.actions.recipes import MLPRecipe  # noqa: E402
 from curation.actions.unlearning.base import UnlearningProblem  # noqa: E402
 from curation.actions.unlearning.methods import METHODS, make_method  # noqa: E402
-from curation.actions.unlearning.recipes import MLPRecipe  # noqa: E402
 from curation.datasets.manipulations import add_trigger, interclass_confusion, poison  # noqa: E402
 from curation.evaluation import detection_metrics  # noqa: E402
 from curation.steps.records import ingest_records  # noqa: E402

@@ -56,6 +56,7 @@ from _common import (  # noqa: E402
 import stores  # noqa: E402
 from attribution.data import completion_samples  # noqa: E402
 from attribution.tasks import CausalLMTask  # noqa: E402
+from curation.actions.recipes import LMRecipe  # noqa: E402
 from curation.actions.unlearning.base import UnlearningProblem  # noqa: E402
 from curation.actions.unlearning.memorisation import (  # noqa: E402
     min_k_auroc,
@@ -64,7 +65,6 @@ from curation.actions.unlearning.memorisation import (  # noqa: E402
     verbatim_rouge_l,
 )
 from curation.actions.unlearning.methods import make_method  # noqa: E402
-from curation.actions.unlearning.recipes import LMRecipe  # noqa: E402
 from curation.datasets.facts import (  # noqa: E402
     FACTS_LM,
     fact_records,

@@ -284,7 +284,7 @@ def _convert(hint: Any, raw: str, where: str) -> Any:
 
 def make_recipe(loaded: LoadedModel, options: dict[str, str], progress: bool = False):
     """The built-in training recipe for the loaded model kind, with ``options`` overriding its defaults."""
-    from curation.actions.unlearning.recipes import LMRecipe, MLPRecipe
+    from curation.actions.recipes import LMRecipe, MLPRecipe
 
     if loaded.kind == "causal-lm":
         from curation.steps.train import LMConfig

@@ -23,7 +23,7 @@ def poisoned(tmp_path_factory) -> dict:
     from sklearn.datasets import load_digits
     from torch.utils.data import TensorDataset
 
-    from curation.actions.unlearning.recipes import MLPRecipe
+    from curation.actions.recipes import MLPRecipe
     from curation.datasets.manipulations import poison
 
     root = tmp_path_factory.mktemp("unlearn")

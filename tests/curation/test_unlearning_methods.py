@@ -24,12 +24,12 @@ from attribution.data import CompletionDataset, Samples, char_tokenizer
 from attribution.engine import InfluenceEngine
 from attribution.preconditioning import inverse_hessian_products, layer_gradient
 from attribution.tasks import CausalLMTask, ClassifierTask
+from curation.actions.recipes import LMRecipe, MLPRecipe, last_layers
 from curation.actions.unlearning.base import UnlearningInputError, UnlearningProblem
 from curation.actions.unlearning.gradient import NPO, GradientAscent, GradientDifference
 from curation.actions.unlearning.iau import IAU
 from curation.actions.unlearning.methods import METHODS, make_method
 from curation.actions.unlearning.newton import NewtonStep
-from curation.actions.unlearning.recipes import LMRecipe, MLPRecipe, last_layers
 from curation.actions.unlearning.retrain import Retrain, RetrainLast
 from curation.actions.unlearning.ssd import SSD, importances
 from curation.datasets.manipulations import add_trigger, poison
@@ -346,3 +346,16 @@ def test_retrain_last_picks_the_last_transformer_block(lm: dict) -> None:
     assert changed and all(k.startswith(("transformer.h.1.", "transformer.ln_f.")) for k in changed), changed
     assert any(k.startswith("transformer.h.1.mlp.") for k in changed)
     assert all(p.requires_grad for p in out.parameters())
+
+
+def test_mlp_recipe_calls_on_epoch_after_each_pass_with_the_same_result() -> None:
+    from torch.utils.data import TensorDataset as TD
+
+    g = torch.Generator().manual_seed(0)
+    ds = TD(torch.randn(30, 4, generator=g), torch.randint(0, 2, (30,), generator=g))
+    recipe = MLPRecipe(4, (5,), 2, epochs=3, batch_size=8)
+    seen: list[tuple[int, float]] = []
+    a = recipe.fit(recipe.fresh(0), ds, 0, on_epoch=lambda e, m: seen.append((e, float(m.net[0].weight.detach().sum()))))
+    b = recipe.fit(recipe.fresh(0), ds, 0)
+    assert [e for e, _ in seen] == [1, 2, 3] and len({w for _, w in seen}) == 3  # the weights move between epochs
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True))

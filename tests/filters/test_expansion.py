@@ -23,7 +23,7 @@ from attribution.data import Samples, tabular_samples
 from attribution.expansion import EVIDENCE, check_known, expansion_evidence, known_bad_behaviour
 from attribution.models import MLP
 from attribution.tasks import ClassifierTask
-from curation.actions.unlearning.recipes import MLPRecipe
+from curation.actions.recipes import MLPRecipe
 from curation.datasets.manipulations import poison
 from curation.steps.records import ingest_records
 from filters.base import Budget

@@ -28,7 +28,7 @@ from attribution.data import Samples
 from attribution.gradients import collate
 from attribution.tasks import InfluenceTask
 
-from .recipes import TrainingRecipe
+from ..recipes import TrainingRecipe
 
 
 def setting(default: Any, help: str) -> Any:  # noqa: A002 - the word the CLI shows

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..recipes import last_layers
 from .base import UnlearningInputError, UnlearningMethod, UnlearningProblem, setting
-from .recipes import last_layers
 
 
 def _recipe(problem: UnlearningProblem, name: str):

@@ -1,4 +1,4 @@
-"""Training recipes: how a model was trained, so that it can be retrained without the forget set.
+"""Training recipes: how a model was trained, so that it can be retrained (without a forget set, on a pruned set).
 
 Retraining from scratch on the retain set is the gold standard every unlearning method is judged
 against, and it is only meaningful with the recipe that made the original model. A recipe builds
@@ -16,6 +16,7 @@ Any object with ``fresh``, ``fit`` and ``config`` works as a recipe (your own tr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -62,8 +63,13 @@ class MLPRecipe:
         torch.manual_seed(seed)
         return MLP(self.n_in, list(self.hidden), self.n_out, self.task)
 
-    def fit(self, model: nn.Module, dataset: data.Dataset, seed: int) -> nn.Module:
-        """``epochs`` passes of shuffled mini-batches (deterministic for ``seed``), one thread."""
+    def fit(self, model: nn.Module, dataset: data.Dataset, seed: int,
+            on_epoch: Callable[[int, nn.Module], None] | None = None) -> nn.Module:
+        """``epochs`` passes of shuffled mini-batches (deterministic for ``seed``), one thread.
+
+        ``on_epoch(epoch, model)`` runs after each pass (1-based; training dynamics such as
+        forgetting events or early-training EL2N read the model there, in train mode).
+        """
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # tiny layers: more threads only add overhead, and results stay identical
         try:
@@ -72,7 +78,7 @@ class MLPRecipe:
             rng = np.random.default_rng(seed)
             model.train()
             n = len(dataset)
-            for _ in range(self.epochs):
+            for epoch in range(self.epochs):
                 order = rng.permutation(n)
                 for lo in range(0, n, self.batch_size):
                     x, y = collate(dataset, order[lo : lo + self.batch_size])
@@ -81,6 +87,8 @@ class MLPRecipe:
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
+                if on_epoch is not None:
+                    on_epoch(epoch + 1, model)
         finally:
             torch.set_num_threads(threads)
         return model.eval()
