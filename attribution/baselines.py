@@ -23,10 +23,11 @@ from .keys import digest, ids_fingerprint, model_fingerprint
 from .tasks import InfluenceTask
 
 
-def _write_self_run(
+def write_self_run(
     store: stores.Store, method: str, run_id: str, ids: Sequence[str], values: np.ndarray,
     config: dict[str, Any], seed: int | None, dataset: str | None, model_fp: str | None,
 ) -> ScoreRun:
+    """Per-sample ``values`` of ``method`` as a finished ``baseline`` run of ``self_scores`` (idempotent by run id)."""
     if run_finished(store, run_id):
         return ScoreRun(run_id, 1, 0, 0.0)
     with store.run("baseline", config={"method": method, **config}, seed=seed, dataset=dataset,
@@ -51,14 +52,14 @@ def loss_scores(
     fp = model_fingerprint(model)
     run_id = f"baseline-loss-{digest(fp, ids_fingerprint(train.ids))}"
     values = per_sample_losses(model, task, train.data, batch_size)
-    return _write_self_run(store, "loss", run_id, train.ids, values, {"batch_size": batch_size}, None, train.dataset, fp)
+    return write_self_run(store, "loss", run_id, train.ids, values, {"batch_size": batch_size}, None, train.dataset, fp)
 
 
 def random_scores(store: stores.Store, train: Samples, *, seed: int = 0) -> ScoreRun:
     """Uniform random scores into ``self_scores`` (method ``random``): the floor of every comparison."""
     run_id = f"baseline-random-{digest(seed, ids_fingerprint(train.ids))}"
     values = np.random.default_rng(seed).random(len(train.ids))
-    return _write_self_run(store, "random", run_id, train.ids, values, {}, seed, train.dataset, None)
+    return write_self_run(store, "random", run_id, train.ids, values, {}, seed, train.dataset, None)
 
 
 def gradient_norm_scores(
@@ -76,7 +77,7 @@ def gradient_norm_scores(
     order = {sid: i for i, sid in enumerate(sq["sample_id"].to_list())}
     values = np.sqrt(np.maximum(sq["score"].to_numpy()[[order[s] for s in train.ids]], 0.0))
     run_id = f"baseline-grad_norm-{digest(engine.model_fingerprint, ids_fingerprint(train.ids))}"
-    return _write_self_run(store, "grad_norm", run_id, train.ids, values,
+    return write_self_run(store, "grad_norm", run_id, train.ids, values,
                            {"batch_size": batch_size, "from_run": self_run.run_id}, None, train.dataset,
                            engine.model_fingerprint)
 

@@ -1,0 +1,86 @@
+"""Value scores for pruning on digits with flipped labels: real store, real engine, real training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.metrics import roc_auc_score
+
+import stores
+from attribution.data import tabular_samples
+from curation.actions.recipes import MLPRecipe
+from curation.steps.records import ingest_records
+from curation.steps.value import VALUE_SCORES, value_score_runs
+from tests.helpers import fast_gc
+
+N, FLIP = 300, 0.2
+FEATURES = [f"v{j}" for j in range(64)]
+
+
+@pytest.fixture(scope="module")
+def noisy(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    x, y = load_digits(return_X_y=True)
+    rng = np.random.default_rng(12345)  # not the random baseline's stream (default_rng(0)), or it would read the flips
+    flipped = rng.random(N + 60) < FLIP
+    labels = np.where(flipped, (y[: N + 60] + rng.integers(1, 10, N + 60)) % 10, y[: N + 60])
+    store = stores.open(tmp_path_factory.mktemp("value") / "st", create=True)
+    rows = [{**dict(zip(FEATURES, map(float, x[i] / 16.0), strict=True)), "label": int(labels[i]), "row": i,
+             "flipped": bool(flipped[i])} for i in range(N + 60)]
+    ingest_records(store, {"train": rows[:N], "val": [dict(r, label=int(y[r["row"]])) for r in rows[N:]]},
+                   config={"test": "value"}, roles={})
+    train, _ = tabular_samples(store, "train", FEATURES, "label")
+    val, _ = tabular_samples(store, "val", FEATURES, "label")
+    meta = store.read_samples("train", columns=["sample_id", "flipped"])
+    truth = dict(zip(meta["sample_id"].to_list(), meta["flipped"].to_list(), strict=True))
+    recipe = MLPRecipe(64, (32,), 10, epochs=12, batch_size=32)
+    with fast_gc():
+        res = value_score_runs(store, train, recipe, validation=val, n_models=2, early_epochs=3)
+    return {"store": store, "train": train, "val": val, "recipe": recipe, "res": res,
+            "truth": np.array([truth[s] for s in train.ids])}
+
+
+def _values(store, run_id: str, ids: list[str]) -> np.ndarray:
+    df = store.read_self_scores(run_id)
+    where = dict(zip(df["sample_id"].to_list(), df["score"].to_list(), strict=True))
+    return np.array([where[s] for s in ids], dtype=np.float64)
+
+
+def test_every_score_is_a_run_over_every_sample(noisy: dict) -> None:
+    store, res, ids = noisy["store"], noisy["res"], noisy["train"].ids
+    assert set(res.runs) == set(VALUE_SCORES)
+    for name, run_id in res.runs.items():
+        df = store.read_self_scores(run_id)
+        assert df.height == len(ids) and set(df["sample_id"]) == set(ids), name
+        assert store.get_run(run_id)["status"] == "finished"
+
+
+def test_hard_scores_single_out_flipped_labels(noisy: dict) -> None:
+    store, res, ids, truth = noisy["store"], noisy["res"], noisy["train"].ids, noisy["truth"]
+    for name in ("el2n", "grand", "self_influence"):
+        assert roc_auc_score(truth, _values(store, res.runs[name], ids)) > 0.75, name
+    forgetting = _values(store, res.runs["forgetting"], ids)
+    assert roc_auc_score(truth, np.where(np.isinf(forgetting), 1e9, forgetting)) > 0.6
+    # a flipped sample hurts the (clean) validation loss: its summed influence is lower
+    assert roc_auc_score(truth, -_values(store, res.runs["val_influence"], ids)) > 0.75
+    assert 0.3 < roc_auc_score(truth, _values(store, res.runs["random"], ids)) < 0.7
+
+
+def test_a_repeat_reuses_the_runs(noisy: dict) -> None:
+    store = noisy["store"]
+    before = store.sql("SELECT count(*) AS n FROM runs")["n"][0]
+    with fast_gc():
+        again = value_score_runs(store, noisy["train"], noisy["recipe"], validation=noisy["val"], n_models=2,
+                                 early_epochs=3)
+    assert again.runs == noisy["res"].runs
+    assert store.sql("SELECT count(*) AS n FROM runs")["n"][0] == before
+
+
+def test_bad_requests_are_refused(noisy: dict) -> None:
+    store, train, recipe = noisy["store"], noisy["train"], noisy["recipe"]
+    with pytest.raises(ValueError, match="unknown value score"):
+        value_score_runs(store, train, recipe, scores=["magic"])
+    with pytest.raises(ValueError, match="needs a validation set"):
+        value_score_runs(store, train, recipe, scores=["val_influence"])
+    with pytest.raises(ValueError, match="early_epochs must be in"):
+        value_score_runs(store, train, recipe, scores=["el2n"], early_epochs=99)
