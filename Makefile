@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: check-report install demo test test-all bench bench-ingest bench-sql bench-engine bench-noisy-cot bench-contamination bench-unlearning lint format clean
+.PHONY: check-report install demo test test-all bench bench-ingest bench-sql bench-engine bench-noisy-cot bench-contamination bench-unlearning bench-junk lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
 
-bench: bench-ingest bench-sql bench-engine bench-noisy-cot bench-contamination bench-unlearning
+bench: bench-ingest bench-sql bench-engine bench-noisy-cot bench-contamination bench-unlearning bench-junk
 
 bench-ingest: $(STAMP)
 	$(BIN)/python bench/ingest_throughput.py
@@ -53,6 +53,10 @@ bench-contamination: $(STAMP)
 bench-unlearning: $(STAMP)
 	$(BIN)/python bench/unlearning.py
 	$(BIN)/python bench/unlearning_lm.py
+
+# junk and low-value data (issue 14): so far the pruning of digits, clean and with 20% flipped labels
+bench-junk: $(STAMP)
+	$(BIN)/python bench/junk_pruning.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
