@@ -330,3 +330,16 @@ def mean_sd(values) -> dict[str, float]:
 
     d = mean_spread(values)
     return {"mean": d["mean"], "sd": d["std"], "min": d["min"], "max": d["max"], "n": d["n"]}
+
+
+def merge_part(path: Path, key: str, part: dict[str, Any], benchmark: str) -> None:
+    """Put one benchmark's part (with its own machine and provenance) under ``key`` of a shared result
+    file, atomically, keeping the file's other parts (a fresh file is named ``benchmark``)."""
+    from stores.atomic import atomic_write_text
+
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError):
+        result = {"benchmark": benchmark}
+    result[key] = part
+    atomic_write_text(path, json.dumps(result, indent=2, default=str) + "\n")

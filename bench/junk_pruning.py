@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import tempfile
 import time
@@ -35,6 +34,7 @@ from _common import (  # noqa: E402
     add_provenance_args,
     machine_info,
     mean_sd,
+    merge_part,
     now_iso,
     print_table,
     require_clean_tree,
@@ -190,22 +190,10 @@ def main(argv: list[str] | None = None) -> dict:
     print(agg["pruning_goals"])
     own_path = args.out.with_name("junk_pruning.json")
     write_result(own_path, own)
-    merge_into(args.out, own)
+    merge_part(args.out, "pruning", own["pruning"] | {"goals": own["pruning_goals"], "machine": own["machine"],
+                                               "provenance": own["provenance"]}, "junk")
     print(f"wrote {own_path} and the pruning part of {args.out}")
     return own
-
-
-def merge_into(path: Path, own: dict[str, Any]) -> None:
-    """Put the pruning part (with its machine and provenance) into the shared result file."""
-    from stores.atomic import atomic_write_text
-
-    try:
-        result = json.loads(path.read_text())
-    except (OSError, ValueError):
-        result = {"benchmark": "junk"}
-    result["pruning"] = own["pruning"] | {"goals": own["pruning_goals"], "machine": own["machine"],
-                                          "provenance": own["provenance"]}
-    atomic_write_text(path, json.dumps(result, indent=2, default=str) + "\n")
 
 
 if __name__ == "__main__":

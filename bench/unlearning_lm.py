@@ -47,6 +47,7 @@ from _common import (  # noqa: E402
     add_provenance_args,
     machine_info,
     mean_sd,
+    merge_part,
     now_iso,
     print_table,
     require_clean_tree,
@@ -274,21 +275,9 @@ def main(argv: list[str] | None = None) -> dict:
     print({n: g["all"] for n, g in lm["goals"].items()})
     lm_path = args.out.with_name(args.out.stem + "_lm.json")
     write_result(lm_path, own)  # the language model's own file, with its provenance
-    merge_into(args.out, own)
+    merge_part(args.out, "lm", own["lm"] | {"machine": own["machine"], "provenance": own["provenance"]}, "unlearning")
     print(f"wrote {lm_path} and the lm part of {args.out}")
     return own
-
-
-def merge_into(path: Path, own: dict[str, Any]) -> None:
-    """Put the lm part (with its machine and provenance) into the shared result file, keeping the rest."""
-    from stores.atomic import atomic_write_text
-
-    try:
-        result = json.loads(path.read_text())
-    except (OSError, ValueError):
-        result = {"benchmark": "unlearning"}
-    result["lm"] = own["lm"] | {"machine": own["machine"], "provenance": own["provenance"]}
-    atomic_write_text(path, json.dumps(result, indent=2, default=str) + "\n")
 
 
 if __name__ == "__main__":
