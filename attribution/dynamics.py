@@ -27,12 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils import data
 
-from .gradients import collate
-
-
-def _batches(dataset: data.Dataset, batch_size: int):
-    for lo in range(0, len(dataset), batch_size):
-        yield collate(dataset, range(lo, min(lo + batch_size, len(dataset))))
+from .gradients import in_batches
 
 
 @torch.no_grad()
@@ -44,7 +39,7 @@ def el2n_scores(models: Sequence[nn.Module], dataset: data.Dataset, *, batch_siz
     for model in models:
         model.eval()
         out = []
-        for x, y in _batches(dataset, batch_size):
+        for x, y in in_batches(dataset, batch_size):
             p = F.softmax(model(x).float(), dim=-1)
             out.append(torch.linalg.vector_norm(p - F.one_hot(y, p.shape[-1]).to(p.dtype), dim=-1))
         total += torch.cat(out).numpy()
@@ -67,7 +62,7 @@ def grand_scores(models: Sequence[nn.Module], dataset: data.Dataset) -> np.ndarr
 
         per_sample = vmap(grad(loss), in_dims=(None, 0, 0))
         out = []
-        for x, y in _batches(dataset, 256):
+        for x, y in in_batches(dataset, 256):
             g = per_sample(params, x, y)
             sq = sum(v.reshape(v.shape[0], -1).pow(2).sum(1) for v in g.values())
             out.append(sq.sqrt())
@@ -89,7 +84,7 @@ class ForgettingTracker:
         """Record which samples ``model`` classifies correctly now; count correct -> incorrect moves."""
         was_training = model.training
         model.eval()
-        correct = np.concatenate([(model(x).argmax(-1) == y).numpy() for x, y in _batches(dataset, batch_size)])
+        correct = np.concatenate([(model(x).argmax(-1) == y).numpy() for x, y in in_batches(dataset, batch_size)])
         model.train(was_training)
         if len(correct) != len(self.previous):
             raise ValueError(f"the tracker was made for {len(self.previous)} samples, the dataset has {len(correct)}")

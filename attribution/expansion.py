@@ -26,6 +26,7 @@ filter (:mod:`filters.expansion`) reads them like any other evidence and a user 
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,8 +85,6 @@ def expansion_evidence(
     it). The model is not changed (the engine works on a copy). Every run is resumable and a
     repeated request reuses finished runs.
     """
-    import time
-
     if train.dataset is None:
         raise ValueError("flag expansion needs the training samples of a store dataset (Samples.dataset)")
     unknown = sorted(set(evidence) - set(EVIDENCE))

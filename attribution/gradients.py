@@ -98,6 +98,12 @@ def collate(dataset: data.Dataset, indices: Sequence[int] | np.ndarray) -> Any:
     return data.default_collate([dataset[int(i)] for i in indices])
 
 
+def in_batches(dataset: data.Dataset, batch_size: int) -> Iterator[Any]:
+    """The dataset's items in order, ``batch_size`` at a time, each collated into one batch."""
+    for lo in range(0, len(dataset), batch_size):  # type: ignore[arg-type]
+        yield collate(dataset, range(lo, min(lo + batch_size, len(dataset))))  # type: ignore[arg-type]
+
+
 def to_device(batch: Any, device: torch.device) -> Any:
     """A batch (tensor, or dict / list / tuple of them) moved to ``device``; other values as they are."""
     if isinstance(batch, torch.Tensor):

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils import data
 
-from .gradients import collate
+from .gradients import in_batches
 
 #: Where a representation is read: the input of the model's first or last ``nn.Linear``.
 LAYERS = ("output", "input")
@@ -47,8 +47,7 @@ def representations(model: nn.Module, dataset: data.Dataset, forward: Any, *, ba
     out: list[np.ndarray] = []
     model.eval()
     try:
-        for lo in range(0, len(dataset), batch_size):
-            batch = collate(dataset, range(lo, min(lo + batch_size, len(dataset))))
+        for batch in in_batches(dataset, batch_size):
             seen.clear()
             forward(batch, model)
             h = seen[-1].float()

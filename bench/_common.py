@@ -343,3 +343,19 @@ def merge_part(path: Path, key: str, part: dict[str, Any], benchmark: str) -> No
         result = {"benchmark": benchmark}
     result[key] = part
     atomic_write_text(path, json.dumps(result, indent=2, default=str) + "\n")
+
+
+def add_seed_args(parser: Any, out: Path, select_help: str = "seed the settings are chosen on") -> None:
+    """``--seeds`` (reported, default 0,1,2), ``--select-seed`` (default 100), ``--out`` and the provenance flags."""
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--select-seed", type=int, default=100, help=select_help)
+    parser.add_argument("--out", type=Path, default=out)
+    add_provenance_args(parser)
+
+
+def reported_seeds(args: Any) -> list[int]:
+    """The reported seeds of :func:`add_seed_args`; refuses a selection seed among them."""
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    if args.select_seed in seeds:
+        raise SystemExit("--select-seed must not be a reported seed")
+    return seeds

@@ -31,12 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _common import (  # noqa: E402
     RESULTS_DIR,
-    add_provenance_args,
+    add_seed_args,
     machine_info,
     mean_sd,
     merge_part,
     now_iso,
     print_table,
+    reported_seeds,
     require_clean_tree,
     write_result,
 )
@@ -157,17 +158,12 @@ def aggregate(per_seed: list[dict[str, Any]], selection: dict[str, Any]) -> dict
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--select-seed", type=int, default=100)
-    p.add_argument("--out", type=Path, default=RESULTS_DIR / "junk.json")
-    add_provenance_args(p)
+    add_seed_args(p, RESULTS_DIR / "junk.json")
     args = p.parse_args(argv)
     git = require_clean_tree(args.allow_dirty)
     started = now_iso()
     torch.set_num_threads(1)
-    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    if args.select_seed in seeds:
-        raise SystemExit("--select-seed must not be a reported seed")
+    seeds = reported_seeds(args)
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-pruning-") as tmp:
         root = Path(tmp)

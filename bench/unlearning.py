@@ -50,11 +50,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _common import (  # noqa: E402
     RESULTS_DIR,
-    add_provenance_args,
+    add_seed_args,
     machine_info,
     mean_sd,
     now_iso,
     print_table,
+    reported_seeds,
     require_clean_tree,
     write_result,
 )
@@ -166,12 +167,8 @@ class Setting:
         ev = expansion_evidence(self.store, self.model, ClassifierTask(), self.train, ids, config=EngineConfig(seed=self.seed))
         flags = ExpansionFilter(ids, ev.runs, combine=combine, quantile=quantile, seed=self.seed).run(
             self.store, "train", seed=self.seed).flags
-        where = {s: i for i, s in enumerate(flags.sample_ids)}
-        flagged = np.zeros(len(self.train), dtype=bool)
-        flagged[[where[s] for s, f in zip(flags.sample_ids, flags.flagged, strict=True) if f]] = True
-        assert [where[s] for s in self.train.ids] == list(range(len(self.train)))
-        return flagged, ev.runs, time.perf_counter() - t0
-
+        assert flags.sample_ids == self.train.ids  # both in the dataset's order
+        return np.asarray(flags.flagged, dtype=bool), ev.runs, time.perf_counter() - t0
 
     def ranking(self, known: np.ndarray, combine, runs: dict[str, str]) -> dict[str, Any]:
         """The evidence as a ranking: AUROC over the samples not given, and recall / precision of the
@@ -347,17 +344,12 @@ def goals(classifier: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--select-seed", type=int, default=100, help="seed the settings are chosen on (validation split)")
-    p.add_argument("--out", type=Path, default=RESULTS_DIR / "unlearning.json")
-    add_provenance_args(p)
+    add_seed_args(p, RESULTS_DIR / "unlearning.json", "seed the settings are chosen on (validation split)")
     args = p.parse_args(argv)
     git = require_clean_tree(args.allow_dirty)
     started = now_iso()
     torch.set_num_threads(1)
-    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    if args.select_seed in seeds:
-        raise SystemExit("--select-seed must not be a reported seed")
+    seeds = reported_seeds(args)
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-unlearning-") as tmp:
         root = Path(tmp)

@@ -44,12 +44,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _common import (  # noqa: E402
     RESULTS_DIR,
-    add_provenance_args,
+    add_seed_args,
     machine_info,
     mean_sd,
     merge_part,
     now_iso,
     print_table,
+    reported_seeds,
     require_clean_tree,
     write_result,
 )
@@ -232,11 +233,8 @@ def aggregate(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--select-seed", type=int, default=100)
+    add_seed_args(p, RESULTS_DIR / "unlearning.json")
     p.add_argument("--steps", type=int, default=None, help="training steps (default: FACTS_LM's; fewer for a smoke run)")
-    p.add_argument("--out", type=Path, default=RESULTS_DIR / "unlearning.json")
-    add_provenance_args(p)
     args = p.parse_args(argv)
     git = require_clean_tree(args.allow_dirty)
     started = now_iso()
@@ -244,9 +242,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.steps is not None:
         global FACTS_LM
         FACTS_LM = dataclasses.replace(FACTS_LM, steps=args.steps)
-    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    if args.select_seed in seeds:
-        raise SystemExit("--select-seed must not be a reported seed")
+    seeds = reported_seeds(args)
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-unlearning-lm-") as tmp:
         root = Path(tmp)

@@ -77,6 +77,15 @@ def rank_percentile(values: np.ndarray) -> np.ndarray:
     return out
 
 
+def descending_ranks(score: np.ndarray) -> np.ndarray:
+    """1-based rank of each score, largest first (ties by position; NaN after everything, like -inf)."""
+    score = np.asarray(score, dtype=np.float64)
+    order = np.argsort(-np.where(np.isnan(score), -np.inf, score), kind="stable")
+    rank = np.empty(len(score), dtype=np.int64)
+    rank[order] = np.arange(1, len(score) + 1)
+    return rank
+
+
 @dataclass
 class Budget:
     """How many samples a filter flags: a ``fraction`` of the dataset, or a score ``threshold``."""

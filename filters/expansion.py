@@ -36,7 +36,7 @@ import numpy as np
 import stores
 
 from .base import Budget, Evidence, Filter, Flags, rank_percentile
-from .evidence import dataset_ids
+from .evidence import dataset_ids, self_score_evidence
 
 #: The evidences this filter can combine.
 EXPANSION_EVIDENCE = ("influence", "similarity", "representation", "input", "loss", "random")
@@ -94,18 +94,20 @@ class ExpansionFilter(Filter):
         self.explain_top = explain_top
 
     # ------------------------------------------------------------------ evidence
-    def evidence_values(self, store: stores.Store, ids: list[str]) -> dict[str, np.ndarray]:
-        """Each combined evidence per sample of ``ids`` (larger = more like the known-bad set)."""
+    def evidence_values(self, store: stores.Store, ids: list[str]
+                        ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Each combined evidence per sample of ``ids`` (larger = more like the known-bad set), and the
+        (known-bad x sample) matrices they came from (for reasons)."""
         where = {s: i for i, s in enumerate(ids)}
         missing = [s for s in self.known_ids if s not in where]
         if missing:
             raise ValueError(f"{len(missing)} known-bad id(s) are not in the dataset, e.g. {missing[0]!r}")
         known = np.array([where[s] for s in self.known_ids])
         out: dict[str, np.ndarray] = {}
-        self._pairs: dict[str, np.ndarray] = {}
+        pairs: dict[str, np.ndarray] = {}
         if "influence" in self.combine or "similarity" in self.combine:
             s = self._matrix(store, self.runs["influence"], ids)
-            self._pairs["influence"] = s
+            pairs["influence"] = s
             if "influence" in self.combine:
                 out["influence"] = _leave_one_out_mean(s, known)
             if "similarity" in self.combine:
@@ -113,18 +115,18 @@ class ExpansionFilter(Filter):
                 scale = np.sqrt(np.outer(own[known], own))
                 # a cosine (Cauchy-Schwarz) up to float rounding on near-zero gradients: clipped
                 cos = np.clip(np.divide(s, scale, out=np.zeros_like(s), where=scale > 0), -1.0, 1.0)
-                self._pairs["similarity"] = cos
+                pairs["similarity"] = cos
                 out["similarity"] = _leave_one_out_mean(cos, known)
         for name in ("representation", "input"):
             if name in self.combine:
                 r = self._matrix(store, self.runs[name], ids)
-                self._pairs[name] = r
+                pairs[name] = r
                 out[name] = _leave_one_out_max(r, known)
         if "loss" in self.combine:
             out["loss"] = _self_values(store, self.runs["loss"], ids)
         if "random" in self.combine:
             out["random"] = np.random.default_rng(self.seed).random(len(ids))
-        return out
+        return out, pairs
 
     def _matrix(self, store: stores.Store, run_id: str, ids: list[str]) -> np.ndarray:
         df = store.read_scores(run_id)
@@ -151,7 +153,7 @@ class ExpansionFilter(Filter):
     # ------------------------------------------------------------------ flags
     def evaluate(self, store: stores.Store, dataset: str) -> Flags:
         ids = dataset_ids(store, dataset)
-        values = self.evidence_values(store, ids)
+        values, pairs = self.evidence_values(store, ids)
         pct = {name: rank_percentile(v) for name, v in values.items()}
         score = np.mean([pct[c] for c in self.combine], axis=0)
         where = {s: i for i, s in enumerate(ids)}
@@ -161,25 +163,24 @@ class ExpansionFilter(Filter):
         if self.auto:  # calibrated on the samples the user gave (truly bad), leave-one-out
             threshold = float(np.quantile(score[given], self.quantile))
             self.budget = Budget(fraction=None, threshold=threshold)
-            self.threshold = threshold
         flagged = self.budget.select(np.where(is_known, np.inf, score)) | is_known
         evidence = [Evidence(name, ids, v, source=",".join(self.runs.get(r, "") for r in NEEDS[name]))
                     for name, v in values.items()]
-        budget_text = (f"auto: >= {self.threshold:.3f}, the {self.quantile:.0%} quantile of the known-bad samples' "
+        budget_text = (f"auto: >= {self.budget.threshold:.3f}, the {self.quantile:.0%} quantile of the known-bad samples' "
                        "leave-one-out scores" if self.auto else self.budget.describe())
-        reasons = [self._reason(i, bool(flagged[i]), bool(is_known[i]), score, pct, ids, budget_text)
+        reasons = [self._reason(i, bool(flagged[i]), bool(is_known[i]), score, pct, pairs, budget_text)
                    for i in range(len(ids))]
         return Flags(self.name, ids, score, flagged, reasons, evidence)
 
     def _reason(self, i: int, flagged: bool, known: bool, score: np.ndarray, pct: dict[str, np.ndarray],
-                ids: list[str], budget_text: str) -> str:
+                pairs: dict[str, np.ndarray], budget_text: str) -> str:
         if known:
             return f"known bad (given); its leave-one-out score {score[i]:.3f}"
         parts = [f"combined {score[i]:.3f} ({', '.join(f'{c} {pct[c][i]:.1%}' for c in self.combine)})"]
         if flagged:
             for name in ("similarity", "influence", "input", "representation"):
-                if name in self._pairs:
-                    column = self._pairs[name][:, i]
+                if name in pairs:
+                    column = pairs[name][:, i]
                     top = np.argsort(-column, kind="stable")[: self.explain_top]
                     like = ", ".join(f"{self.known_ids[k]} ({column[k]:.3g})" for k in top)
                     parts.append(f"resembles {like} by {name}")
@@ -190,8 +191,8 @@ class ExpansionFilter(Filter):
     def config(self) -> dict[str, Any]:
         out = {"known_ids": self.known_ids, "given_ids": self.given_ids, "runs": self.runs, "combine": self.combine, "seed": self.seed,
                "budget": ("auto" if self.auto else self.budget.describe()), "quantile": self.quantile}
-        if self.auto and hasattr(self, "threshold"):
-            out["threshold"] = self.threshold
+        if self.auto:  # the threshold evaluate() calibrated (run() records the config after it)
+            out["threshold"] = self.budget.threshold
         return out
 
 
@@ -214,12 +215,11 @@ def _leave_one_out_max(pairs: np.ndarray, known: np.ndarray) -> np.ndarray:
 
 
 def _self_values(store: stores.Store, run_id: str, ids: list[str]) -> np.ndarray:
-    df = store.read_self_scores(run_id)
-    where = dict(zip(df["sample_id"].to_list(), df["score"].to_numpy(), strict=True))
-    missing = [s for s in ids if s not in where]
-    if missing:
-        raise ValueError(f"run {run_id} has no score for {len(missing)} sample(s), e.g. {missing[0]!r}")
-    return np.array([where[s] for s in ids], dtype=np.float64)
+    values = self_score_evidence(store, run_id).aligned(ids)
+    if np.isnan(values).any():
+        missing = ids[int(np.flatnonzero(np.isnan(values))[0])]
+        raise ValueError(f"run {run_id} has no score for {int(np.isnan(values).sum())} sample(s), e.g. {missing!r}")
+    return values
 
 
 __all__ = ["DEFAULT_COMBINE", "EXPANSION_EVIDENCE", "ExpansionFilter"]

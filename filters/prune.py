@@ -17,7 +17,7 @@ import numpy as np
 
 import stores
 
-from .base import Budget, Filter, Flags
+from .base import Budget, Filter, Flags, descending_ranks
 from .evidence import dataset_ids, self_score_evidence
 
 PRUNE_ENDS = ("low", "high")
@@ -43,12 +43,9 @@ class PruneFilter(Filter):
         ids = dataset_ids(store, dataset)
         ev = self_score_evidence(store, self.run_id, self.evidence)
         value = ev.aligned(ids)
-        score = -value if self.prune == "low" else value.copy()  # larger = pruned first
-        score[np.isnan(value)] = np.nan
+        score = -value if self.prune == "low" else value  # larger = pruned first; NaN (no score) stays NaN
         n = len(ids)
-        order = np.argsort(-np.where(np.isnan(score), -np.inf, score), kind="stable")
-        rank = np.empty(n, dtype=np.int64)
-        rank[order] = np.arange(1, n + 1)
+        rank = descending_ranks(score)
         end = "lowest" if self.prune == "low" else "highest"
 
         def explain(i: int, flagged: bool) -> str:

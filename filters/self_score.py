@@ -15,7 +15,7 @@ import numpy as np
 
 import stores
 
-from .base import Budget, Filter, Flags
+from .base import Budget, Filter, Flags, descending_ranks
 from .evidence import dataset_ids, median_ratio, self_score_evidence
 
 
@@ -42,9 +42,7 @@ class SelfScoreFilter(Filter):
         pct = ev.percentile(ids)
         ratio = median_ratio(score)
         n = len(ids)
-        order = np.argsort(-np.where(np.isfinite(score), score, -np.inf), kind="stable")
-        rank = np.empty(n, dtype=np.int64)
-        rank[order] = np.arange(1, n + 1)
+        rank = descending_ranks(np.where(np.isfinite(score), score, np.nan))  # no finite score: ranked last
 
         def explain(i: int, flagged: bool) -> str:
             if not np.isfinite(score[i]):

@@ -85,6 +85,17 @@ def load_model_and_train(store: stores.Store, train: str, model: Path, kind: str
     return LoadedModel(net, RegressionTask() if regression else ClassifierTask(), samples, kind, features=cols)
 
 
+def load_more_samples(store: stores.Store, dataset: str, loaded: LoadedModel, label_field: str = "label"):
+    """Another dataset (e.g. a test split) encoded like the loaded training samples, without reloading the model."""
+    if loaded.kind == "causal-lm":
+        from attribution.data import completion_samples
+
+        return completion_samples(store, dataset, loaded.tokenizer, loaded.max_length)
+    from attribution.data import tabular_samples
+
+    return tabular_samples(store, dataset, loaded.features, label_field, regression=loaded.kind == "regression")[0]
+
+
 _SOURCE = re.compile(r"^\s*([A-Za-z0-9_][A-Za-z0-9_.\-]*)\s*(?:\s(?i:where)\s+(?P<where>.+))?$", re.S)
 
 
@@ -353,11 +364,7 @@ def run_unlearn(store: stores.Store, req: UnlearnRequest, *, progress: bool = Fa
     forget = indices_in_train(forget_ids, loaded.train, "--forget")
     if len(forget) == len(loaded.train):
         raise UnlearnRequestError("--forget: selects the whole training set; nothing would be retained")
-    test = None
-    if req.test is not None:
-        test = (load_model_and_train(store, req.test, req.model, req.task, tokenizer=req.tokenizer,
-                                     features=loaded.features, label_field=req.label_field,
-                                     max_length=loaded.max_length).train)
+    test = None if req.test is None else load_more_samples(store, req.test, loaded, req.label_field)
     recipe = make_recipe(loaded, req.recipe, progress=progress)
     method = make_method(req.method, **settings)
     problem = UnlearningProblem(loaded.net, loaded.task, loaded.train, forget, recipe=recipe, store=store,

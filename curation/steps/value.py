@@ -20,6 +20,7 @@ request reuses finished runs.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from collections.abc import Sequence
@@ -90,12 +91,12 @@ def value_score_runs(
         cfg = engine or EngineConfig(seed=seed)
         if "self_influence" in scores:
             t0 = time.perf_counter()
-            eng = InfluenceEngine(store, _copy(model), ClassifierTask(), cfg)
+            eng = InfluenceEngine(store, copy.deepcopy(model), ClassifierTask(), cfg)
             out.runs["self_influence"] = eng.self_scores(train).run_id
             out.seconds["self_influence"] = time.perf_counter() - t0
         if "val_influence" in scores:
             t0 = time.perf_counter()
-            eng = InfluenceEngine(store, _copy(model), LossMeasurementTask(ClassifierTask()), cfg)
+            eng = InfluenceEngine(store, copy.deepcopy(model), LossMeasurementTask(ClassifierTask()), cfg)
             behaviour = f"validation-{digest(ids_fingerprint(validation.ids))[:12]}"
             res = eng.pairwise_scores(behaviour, train, validation)
             df = store.sql("SELECT sample_id, sum(score) AS total FROM scores WHERE run_id = ? GROUP BY 1", [res.run_id])
@@ -114,12 +115,6 @@ def _write(store: stores.Store, method: str, key: list[Any], train: Samples, val
     run_id = f"value-{method}-{digest(method, *key)}"
     return write_self_run(store, method, run_id, train.ids, np.asarray(values, dtype=np.float64), config, seed,
                           train.dataset, model_fp).run_id
-
-
-def _copy(model: nn.Module) -> nn.Module:
-    import copy
-
-    return copy.deepcopy(model)
 
 
 __all__ = ["VALUE_SCORES", "ValueRuns", "value_score_runs"]

@@ -137,7 +137,7 @@ def test_reasons_of_new_flags_name_the_most_similar_known_bad_sample(poisoned: d
     store, known = poisoned["store"], poisoned["known"]
     filt = ExpansionFilter(known, poisoned["ev"].runs, combine=["similarity"], budget=Budget(fraction=0.1))
     flags = filt.evaluate(store, "digits")
-    cos = filt._pairs["similarity"]  # (known x samples)
+    cos = filt.evidence_values(store, flags.sample_ids)[1]["similarity"]  # (known x samples)
     new = [i for i, s in enumerate(flags.sample_ids) if flags.flagged[i] and s not in known]
     assert len(new) == 20
     for i in new:
@@ -166,12 +166,12 @@ def test_evidence_runs_are_consistent_cosines(poisoned: dict) -> None:
     np.testing.assert_allclose(diagonal, 1.0, atol=1e-3)
     filt = ExpansionFilter(known, runs, combine=["similarity", "influence", "representation", "loss", "random"],
                            budget=Budget(fraction=0.1))
-    values = filt.evidence_values(store, ids)
+    values, matrices = filt.evidence_values(store, ids)
     assert set(values) == {"similarity", "influence", "representation", "loss", "random"}
     for name, slack in (("similarity", 0.0), ("representation", 1e-6)):  # float32 cosines of representations
         assert np.isfinite(values[name]).all()
         assert values[name].min() >= -1.0 - slack and values[name].max() <= 1.0 + slack
-        assert filt._pairs[name].min() >= -1.0 - slack and filt._pairs[name].max() <= 1.0 + slack
+        assert matrices[name].min() >= -1.0 - slack and matrices[name].max() <= 1.0 + slack
     # the evidence a filter reads is the run's: influence is the leave-one-out mean of the scores
     where = {s: i for i, s in enumerate(ids)}
     pairs = np.zeros((len(known), len(ids)))
@@ -187,11 +187,11 @@ def test_auto_budget_flags_at_the_known_bad_quantile(poisoned: dict) -> None:
     filt = ExpansionFilter(known, poisoned["ev"].runs, combine=["similarity"], quantile=0.0)
     flags = filt.evaluate(store, "digits")
     is_known = np.isin(flags.sample_ids, known)
-    assert filt.threshold == pytest.approx(flags.score[is_known].min())
-    np.testing.assert_array_equal(flags.flagged, is_known | (flags.score >= filt.threshold))
+    assert filt.budget.threshold == pytest.approx(flags.score[is_known].min())
+    np.testing.assert_array_equal(flags.flagged, is_known | (flags.score >= filt.budget.threshold))
     assert flags.n_flagged > len(known)
     assert _recall(flags, known, poisoned["unknown"]) >= 0.5
-    assert filt.config()["budget"] == "auto" and filt.config()["threshold"] == filt.threshold
+    assert filt.config()["budget"] == "auto" and filt.config()["threshold"] == filt.budget.threshold
     stricter = ExpansionFilter(known, poisoned["ev"].runs, combine=["similarity"], quantile=0.75).evaluate(store, "digits")
     assert stricter.n_flagged <= flags.n_flagged
 
