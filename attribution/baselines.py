@@ -57,6 +57,41 @@ def loss_scores(
     return write_self_run(store, "loss", run_id, train.ids, values, {"batch_size": batch_size}, None, train.dataset, fp)
 
 
+@torch.no_grad()
+def mean_token_nll(model: nn.Module, train: data.Dataset, batch_size: int = 64) -> np.ndarray:
+    """Each sample's mean negative log-likelihood per completion token (log perplexity), in order.
+
+    Unlike the summed ``loss``, it does not grow with length, so a short post and a long article
+    are compared on how surprising their tokens are to the model. Samples without completion
+    tokens get NaN.
+    """
+    from .tasks import CausalLMTask
+
+    task = CausalLMTask(tracked_modules=[])
+    model.eval()
+    out = []
+    for batch in data.DataLoader(train, batch_size=batch_size):
+        nll = task._token_nll(batch, model)
+        count = (batch["labels"][:, 1:] != -100).sum(1)
+        out.append(torch.where(count > 0, nll.sum(1) / count.clamp(min=1), torch.full_like(nll[:, 0], float("nan"))))
+    return torch.cat(out).numpy()
+
+
+def perplexity_scores(store: stores.Store, model: nn.Module, train: Samples, *, batch_size: int = 64) -> ScoreRun:
+    """Mean NLL per token under ``model`` into ``self_scores`` (method ``perplexity``; exp() is the perplexity).
+
+    With a reference model trained on clean text, higher means less like the clean text: the
+    perplexity evidence of the junk filter.
+    """
+    fp = model_fingerprint(model)
+    run_id = f"baseline-perplexity-{digest(fp, ids_fingerprint(train.ids))}"
+    if run_finished(store, run_id):
+        return ScoreRun(run_id, 1, 0, 0.0)
+    values = mean_token_nll(model, train.data, batch_size)
+    return write_self_run(store, "perplexity", run_id, train.ids, values, {"batch_size": batch_size,
+                          "unit": "mean nll per token (nats)"}, None, train.dataset, fp)
+
+
 def random_scores(store: stores.Store, train: Samples, *, seed: int = 0) -> ScoreRun:
     """Uniform random scores into ``self_scores`` (method ``random``): the floor of every comparison."""
     run_id = f"baseline-random-{digest(seed, ids_fingerprint(train.ids))}"

@@ -133,3 +133,24 @@ def mean_spread(values: Iterable[float]) -> dict[str, float]:
         mean, lo, hi = float(used.mean()), float(used.min()), float(used.max())
         std = float(used.std(ddof=1)) if n > 1 else float("nan")
     return {"mean": mean, "std": std, "min": lo, "max": hi, "n": n, "n_nan": int(nan.sum())}
+
+
+def hedges_g(treated: Iterable[float], control: Iterable[float]) -> float:
+    """Hedges' g of ``treated`` against ``control``: Cohen's d with the pooled sd, bias-corrected.
+
+    ``d = (mean(treated) - mean(control)) / s_pooled`` with ``s_pooled`` from the two samples'
+    unbiased variances, times ``J = 1 - 3 / (4 (n1 + n2) - 9)`` (Hedges & Olkin's small-sample
+    correction: with 3 seeds per arm, J = 0.8). Positive when the treated mean is larger. NaN with
+    fewer than two values in an arm; +-inf when both arms have no spread but different means, 0
+    when they are identical.
+    """
+    a = np.asarray(list(treated), float)
+    b = np.asarray(list(control), float)
+    n1, n2 = len(a), len(b)
+    if n1 < 2 or n2 < 2:
+        return float("nan")
+    diff = float(a.mean() - b.mean())
+    pooled = math.sqrt(((n1 - 1) * a.var(ddof=1) + (n2 - 1) * b.var(ddof=1)) / (n1 + n2 - 2))
+    if pooled == 0:
+        return 0.0 if diff == 0 else math.copysign(math.inf, diff)
+    return diff / pooled * (1 - 3 / (4 * (n1 + n2) - 9))

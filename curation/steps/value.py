@@ -1,4 +1,4 @@
-"""Value scores of a classifier's training samples, written as ``self_scores`` runs for pruning.
+"""Value scores of a classifier's or a causal LM's training samples, written as ``self_scores`` runs for pruning.
 
 Each score is its own run (method name = score name), so :class:`filters.prune.PruneFilter` reads
 any of them and a user can compare them in SQL:
@@ -14,6 +14,26 @@ any of them and a user can compare them in SQL:
 ``random``          a seeded draw (the baseline DeepCore finds hard to beat)
 =================== =============================================================================
 
+With an :class:`~curation.actions.recipes.MLPRecipe` (a classifier) ``early_epochs`` and epochs
+count passes over the data. With an :class:`~curation.actions.recipes.LMRecipe` (GPT-2 on
+prompt/completion traces, loss on the completion tokens only) training is counted in steps:
+
+=================== =============================================================================
+``el2n``            mean over completion tokens of ``||softmax - onehot(next token)||_2``, averaged
+                    over ``n_models`` models at step ``early_steps`` of the recipe's schedule
+                    (seeds ``seed``, ``seed + 1``...; the first is the full run's snapshot)
+``grand``           the norm of the gradient of the sample's mean completion NLL, same models
+``forgetting``      forgetting events of the full run, checked every ``forget_every`` steps: a
+                    sample is learned when every completion token's argmax is right under teacher
+                    forcing; never-learned samples get ``inf`` (the most forgettable)
+``self_influence``, ``val_influence``, ``random``: as above, with the engine's ``CausalLMTask``
+=================== =============================================================================
+
+The full LM run is :func:`curation.steps.train.train_lm`'s loop step for step (same batches,
+optimiser and one-cycle schedule, so the same weights as ``recipe.fit``) with a hook after each
+step. A repeated LM request retrains the full model (it is returned) but recomputes no finished
+score run.
+
 Run ids are deterministic in the data, the recipe, the seeds and the code's settings, so a repeated
 request reuses finished runs.
 """
@@ -28,17 +48,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
 import stores
 from attribution.baselines import random_scores, write_self_run
 from attribution.config import EngineConfig
 from attribution.data import Samples
-from attribution.dynamics import ForgettingTracker, el2n_scores, grand_scores
+from attribution.dynamics import (
+    ForgettingTracker,
+    el2n_scores,
+    grand_scores,
+    lm_el2n_scores,
+    lm_grand_scores,
+    sequences_learned,
+)
+from attribution.engine import run_finished
 from attribution.keys import data_fingerprint, digest, ids_fingerprint, model_fingerprint
-from attribution.tasks import ClassifierTask, LossMeasurementTask
+from attribution.tasks import CausalLMTask, ClassifierTask, InfluenceTask, LossMeasurementTask
 
-from ..actions.recipes import MLPRecipe
+from ..actions.recipes import LMRecipe, MLPRecipe, completion_tensors
 
 VALUE_SCORES = ("el2n", "grand", "forgetting", "self_influence", "val_influence", "random")
 
@@ -53,16 +82,23 @@ class ValueRuns:
 
 
 def value_score_runs(
-    store: stores.Store, train: Samples, recipe: MLPRecipe, *, scores: Sequence[str] = VALUE_SCORES,
+    store: stores.Store, train: Samples, recipe: MLPRecipe | LMRecipe, *, scores: Sequence[str] = VALUE_SCORES,
     seed: int = 0, n_models: int = 3, early_epochs: int = 5, validation: Samples | None = None,
-    engine: EngineConfig | None = None,
+    engine: EngineConfig | None = None, early_steps: int | None = None, forget_every: int | None = None,
 ) -> ValueRuns:
-    """Compute (or reuse) the runs of ``scores`` for ``train`` (see the module doc)."""
+    """Compute (or reuse) the runs of ``scores`` for ``train`` (see the module doc).
+
+    ``early_epochs`` applies to an :class:`MLPRecipe`; ``early_steps`` (default a tenth of the
+    steps) and ``forget_every`` (default a tenth of the steps) to an :class:`LMRecipe`.
+    """
     unknown = sorted(set(scores) - set(VALUE_SCORES))
     if unknown:
         raise ValueError(f"unknown value score(s) {', '.join(unknown)}; expected some of {', '.join(VALUE_SCORES)}")
     if "val_influence" in scores and validation is None:
         raise ValueError("val_influence needs a validation set")
+    if isinstance(recipe, LMRecipe):
+        return _lm_value_runs(store, train, recipe, scores, seed, n_models, early_steps, forget_every, validation,
+                              engine)
     if not 1 <= early_epochs <= recipe.epochs:
         raise ValueError(f"early_epochs must be in [1, {recipe.epochs}] (the recipe's epochs), got {early_epochs}")
     key = [ids_fingerprint(train.ids), data_fingerprint(train.data), dataclasses.asdict(recipe), seed]
@@ -85,36 +121,141 @@ def value_score_runs(
             if name in scores:
                 out.runs[name] = _write(store, name, [*key, settings], train, fn(models, train.data), settings, seed, None)
         out.seconds["el2n+grand"] = time.perf_counter() - t0
-    if "self_influence" in scores or "val_influence" in scores:
-        from attribution.engine import InfluenceEngine
-
-        cfg = engine or EngineConfig(seed=seed)
-        if "self_influence" in scores:
-            t0 = time.perf_counter()
-            eng = InfluenceEngine(store, copy.deepcopy(model), ClassifierTask(), cfg)
-            out.runs["self_influence"] = eng.self_scores(train).run_id
-            out.seconds["self_influence"] = time.perf_counter() - t0
-        if "val_influence" in scores:
-            t0 = time.perf_counter()
-            eng = InfluenceEngine(store, copy.deepcopy(model), LossMeasurementTask(ClassifierTask()), cfg)
-            behaviour = f"validation-{digest(ids_fingerprint(validation.ids))[:12]}"
-            res = eng.pairwise_scores(behaviour, train, validation)
-            df = store.sql("SELECT sample_id, sum(score) AS total FROM scores WHERE run_id = ? GROUP BY 1", [res.run_id])
-            where = dict(zip(df["sample_id"].to_list(), df["total"].to_list(), strict=True))
-            values = np.array([where[s] for s in train.ids], dtype=np.float64)
-            out.runs["val_influence"] = _write(store, "val_influence", [*key, res.run_id], train, values,
-                                               {"pairwise_run": res.run_id, "n_validation": len(validation)}, seed, fp)
-            out.seconds["val_influence"] = time.perf_counter() - t0
+    _influence_runs(store, train, model, ClassifierTask(), scores, key, seed, validation, engine, fp, out)
     if "random" in scores:
         out.runs["random"] = random_scores(store, train, seed=seed).run_id
     return out
 
 
+def _influence_runs(store: stores.Store, train: Samples, model: nn.Module, task: InfluenceTask, scores: Sequence[str],
+                    key: list[Any], seed: int, validation: Samples | None, engine: EngineConfig | None, fp: str,
+                    out: ValueRuns) -> None:
+    """The self-influence and validation-influence runs of ``model`` under ``task`` (into ``out``)."""
+    if "self_influence" not in scores and "val_influence" not in scores:
+        return
+    from attribution.engine import InfluenceEngine
+
+    cfg = engine or EngineConfig(seed=seed)
+    if "self_influence" in scores:
+        t0 = time.perf_counter()
+        eng = InfluenceEngine(store, copy.deepcopy(model), task, cfg)
+        out.runs["self_influence"] = eng.self_scores(train).run_id
+        out.seconds["self_influence"] = time.perf_counter() - t0
+    if "val_influence" in scores:
+        t0 = time.perf_counter()
+        eng = InfluenceEngine(store, copy.deepcopy(model), LossMeasurementTask(task), cfg)
+        behaviour = f"validation-{digest(ids_fingerprint(validation.ids))[:12]}"
+        res = eng.pairwise_scores(behaviour, train, validation)
+        run_id = _run_id("val_influence", [*key, res.run_id])
+        if not run_finished(store, run_id):
+            df = store.sql("SELECT sample_id, sum(score) AS total FROM scores WHERE run_id = ? GROUP BY 1", [res.run_id])
+            where = dict(zip(df["sample_id"].to_list(), df["total"].to_list(), strict=True))
+            values = np.array([where[s] for s in train.ids], dtype=np.float64)
+            _write(store, "val_influence", [*key, res.run_id], train, values,
+                   {"pairwise_run": res.run_id, "n_validation": len(validation)}, seed, fp)
+        out.runs["val_influence"] = run_id
+        out.seconds["val_influence"] = time.perf_counter() - t0
+
+
+def _lm_value_runs(store: stores.Store, train: Samples, recipe: LMRecipe, scores: Sequence[str], seed: int,
+                   n_models: int, early_steps: int | None, forget_every: int | None, validation: Samples | None,
+                   engine: EngineConfig | None) -> ValueRuns:
+    """The LM path of :func:`value_score_runs` (see the module doc)."""
+    from curation.steps.train import tokenizer_key
+
+    if n_models < 1:
+        raise ValueError(f"n_models must be at least 1, got {n_models}")
+    steps = recipe.lm.steps
+    early_steps = max(1, steps // 10) if early_steps is None else early_steps
+    forget_every = max(1, steps // 10) if forget_every is None else forget_every
+    if not 1 <= early_steps <= steps:
+        raise ValueError(f"early_steps must be in [1, {steps}] (the recipe's steps), got {early_steps}")
+    if not 1 <= forget_every <= steps:
+        raise ValueError(f"forget_every must be in [1, {steps}] (the recipe's steps), got {forget_every}")
+    data = completion_tensors(train.data)
+    key = [ids_fingerprint(train.ids), data_fingerprint(data), recipe.config(), tokenizer_key(recipe.tokenizer), seed]
+    early_settings = {"early_steps": early_steps, "n_models": n_models, "loss": "mean completion-token NLL"}
+    forget_settings = {"steps": steps, "forget_every": forget_every, "learned": "every completion token's argmax"}
+    ids = {"forgetting": _run_id("forgetting", [*key, forget_settings]),
+           **{name: _run_id(name, [*key, early_settings]) for name in ("el2n", "grand")}}
+    todo = {name for name in ("forgetting", "el2n", "grand") if name in scores and not run_finished(store, ids[name])}
+    out = ValueRuns({}, None)  # type: ignore[arg-type]
+    tracker = ForgettingTracker(len(train)) if "forgetting" in todo else None
+    early: list[nn.Module] = []
+
+    def on_step(step: int, model: nn.Module) -> None:
+        if tracker is not None and (step % forget_every == 0 or step == steps):
+            tracker.record(sequences_learned(model, data))
+        if step == early_steps and todo & {"el2n", "grand"}:
+            early.append(copy.deepcopy(model).eval())
+
+    t0 = time.perf_counter()
+    model = fit_lm_with_hook(recipe.fresh(seed), data, recipe.lm, seed, on_step)
+    out.model = model
+    fp = model_fingerprint(model)
+    if "forgetting" in scores:
+        if tracker is not None:
+            _write(store, "forgetting", [*key, forget_settings], train, tracker.scores(),
+                   forget_settings | {"checks": tracker.checks}, seed, fp)
+        out.runs["forgetting"] = ids["forgetting"]
+        out.seconds["forgetting"] = time.perf_counter() - t0
+    if "el2n" in scores or "grand" in scores:
+        t0 = time.perf_counter()
+        if todo & {"el2n", "grand"}:
+            early += [fit_lm_with_hook(recipe.fresh(seed + k), data, recipe.lm, seed + k, stop=early_steps)
+                      for k in range(1, n_models)]
+        for name, fn in (("el2n", lm_el2n_scores), ("grand", lm_grand_scores)):
+            if name in scores:
+                if name in todo:
+                    _write(store, name, [*key, early_settings], train, fn(early, data), early_settings, seed, None)
+                out.runs[name] = ids[name]
+        out.seconds["el2n+grand"] = time.perf_counter() - t0
+    _influence_runs(store, train, model, CausalLMTask(model), scores, key, seed, validation, engine, fp, out)
+    if "random" in scores:
+        out.runs["random"] = random_scores(store, train, seed=seed).run_id
+    return out
+
+
+def fit_lm_with_hook(model: nn.Module, data: Any, cfg: Any, seed: int,
+                     on_step: Any = None, stop: int | None = None) -> nn.Module:
+    """:func:`curation.steps.train.train_lm`'s loop (same batches, AdamW, one-cycle schedule over
+    ``cfg.steps``, clipping: the same weights) with ``on_step(step, model)`` after each step
+    (1-based, model in train mode) and an optional ``stop`` after that many steps of the schedule.
+    Returns the model in eval mode.
+    """
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    task = CausalLMTask(tracked_modules=[])
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=cfg.warmup)
+    model.train()
+    for step in range(1, (cfg.steps if stop is None else stop) + 1):
+        idx = torch.randint(0, len(data), (cfg.batch_size,), generator=gen)
+        batch = {"input_ids": data.input_ids[idx], "attention_mask": data.attention_mask[idx],
+                 "labels": data.labels[idx]}
+        width = int(batch["attention_mask"].sum(1).max())
+        batch = {k: v[:, :width] for k, v in batch.items()}
+        n_tokens = (batch["labels"][:, 1:] != -100).sum().clamp(min=1)
+        loss = task.compute_train_loss(batch, model) / n_tokens
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if on_step is not None:
+            on_step(step, model)
+    return model.eval()
+
+
+def _run_id(method: str, key: list[Any]) -> str:
+    return f"value-{method}-{digest(method, *key)}"
+
+
 def _write(store: stores.Store, method: str, key: list[Any], train: Samples, values: np.ndarray,
            config: dict[str, Any], seed: int, model_fp: str | None) -> str:
-    run_id = f"value-{method}-{digest(method, *key)}"
+    run_id = _run_id(method, key)
     return write_self_run(store, method, run_id, train.ids, np.asarray(values, dtype=np.float64), config, seed,
                           train.dataset, model_fp).run_id
 
 
-__all__ = ["VALUE_SCORES", "ValueRuns", "value_score_runs"]
+__all__ = ["VALUE_SCORES", "ValueRuns", "fit_lm_with_hook", "value_score_runs"]

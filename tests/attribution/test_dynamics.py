@@ -1,4 +1,4 @@
-"""Training-dynamics scores (EL2N, GraNd, forgetting events) against direct computations."""
+"""Training-dynamics scores (EL2N, GraNd, forgetting events) against direct computations, classifiers and LMs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-from attribution.dynamics import ForgettingTracker, el2n_scores, grand_scores
+from attribution.data import CompletionDataset
+from attribution.dynamics import (
+    ForgettingTracker,
+    el2n_scores,
+    grand_scores,
+    lm_el2n_scores,
+    lm_grand_scores,
+    sequences_learned,
+)
 from attribution.models import MLP
 
 
@@ -76,3 +84,99 @@ def test_inputs_are_checked() -> None:
         el2n_scores([], _data())
     with pytest.raises(ValueError, match="no epoch"):
         ForgettingTracker(3).scores()
+
+
+# ---------------------------------------------------------------------- causal LMs
+def _lm_data(n: int = 6) -> tuple[CompletionDataset, object]:
+    from curation.datasets.tint import generate_tint
+    from curation.datasets.tint_traces import CHARSET
+    from curation.steps.train import trace_tokenizer
+
+    tok = trace_tokenizer(CHARSET)
+    recs = generate_tint(n, seed=3, functions=("add", "sub"), min_digits=1, max_digits=2)
+    return CompletionDataset([r["prompt"] for r in recs], [r["completion"] for r in recs], tok, 48), tok
+
+
+def _lms(tok, k: int = 2) -> list[torch.nn.Module]:
+    from attribution.tasks import linearize_conv1d
+    from curation.steps.train import LMConfig, build_gpt2
+
+    cfg = LMConfig(n_layer=1, n_embd=16, n_head=2, max_length=48)
+    return [linearize_conv1d(build_gpt2(tok, cfg, s)).eval() for s in range(k)]
+
+
+def _own(ds: CompletionDataset, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample ``i`` alone, unpadded: its input ids and the completion positions (predicting token t + 1)."""
+    n = int(ds.attention_mask[i].sum())
+    ids, labels = ds.input_ids[i, :n], ds.labels[i, :n]
+    return ids, labels[1:]
+
+
+def test_lm_el2n_is_the_mean_over_completion_tokens_of_softmax_minus_onehot() -> None:
+    ds, tok = _lm_data()
+    models = _lms(tok)
+    want = np.zeros(len(ds))
+    for m in models:
+        for i in range(len(ds)):
+            ids, nxt = _own(ds, i)
+            with torch.no_grad():
+                p = torch.softmax(m(input_ids=ids.unsqueeze(0)).logits[0, :-1], -1)
+            keep = nxt != -100
+            err = p[keep] - F.one_hot(nxt[keep], p.shape[-1]).float()
+            want[i] += torch.linalg.vector_norm(err, dim=-1).mean().item() / len(models)
+    np.testing.assert_allclose(lm_el2n_scores(models, ds, batch_size=4), want, rtol=1e-5)
+
+
+def test_lm_grand_is_the_norm_of_one_samples_autograd_gradient() -> None:
+    ds, tok = _lm_data(4)
+    models = _lms(tok)
+    want = np.zeros(len(ds))
+    for m in models:
+        for i in range(len(ds)):
+            ids, nxt = _own(ds, i)
+            m.zero_grad()
+            logits = m(input_ids=ids.unsqueeze(0)).logits[0, :-1]
+            keep = nxt != -100
+            F.cross_entropy(logits[keep], nxt[keep]).backward()  # mean NLL of the completion tokens
+            want[i] += torch.sqrt(sum((p.grad ** 2).sum() for p in m.parameters() if p.grad is not None)).item()
+            m.zero_grad()
+    np.testing.assert_allclose(lm_grand_scores(models, ds), want / len(models), rtol=1e-4)
+
+
+class _Oracle(torch.nn.Module):
+    """Logits that put the next token first, except at one completion position of the ``wrong`` samples."""
+
+    def __init__(self, ds: CompletionDataset, wrong: set[int]):
+        super().__init__()
+        self.ds, self.wrong = ds, wrong
+
+    def forward(self, input_ids, attention_mask=None):
+        logits = F.one_hot(input_ids.roll(-1, dims=1), 64).float()
+        for row in range(len(input_ids)):
+            i = next(j for j in range(len(self.ds)) if torch.equal(self.ds.input_ids[j, : input_ids.shape[1]],
+                                                                     input_ids[row]))
+            if i in self.wrong:
+                t = int((self.ds.labels[i] != -100).nonzero()[-1]) - 1  # predicts the last completion token
+                logits[row, t] = logits[row, t].roll(1)
+        return logits
+
+
+def test_sequences_learned_needs_every_completion_token_right() -> None:
+    ds, _ = _lm_data(6)
+    np.testing.assert_array_equal(sequences_learned(_Oracle(ds, set()), ds, batch_size=4), [True] * 6)
+    np.testing.assert_array_equal(sequences_learned(_Oracle(ds, {1, 4}), ds, batch_size=4),
+                                  [True, False, True, True, False, True])
+
+
+def test_forgetting_counts_learned_to_unlearned_transitions_of_recorded_flags() -> None:
+    tracker = ForgettingTracker(5)
+    flags = [[1, 1, 0, 0, 1],  # sample 0: 1 0 1 0 -> 2 events; 1: always -> 0; 2: never -> inf
+             [0, 1, 0, 1, 1],  # sample 3: 0 1 0 1 -> 1 event; 4: 1 1 1 0 -> 1 event
+             [1, 1, 0, 0, 1],
+             [0, 1, 0, 1, 0]]
+    for f in flags:
+        tracker.record(np.array(f, dtype=bool))
+    np.testing.assert_array_equal(tracker.scores(), [2, 0, np.inf, 1, 1])
+    assert tracker.checks == 4
+    with pytest.raises(ValueError, match="made for 5"):
+        tracker.record(np.ones(4, dtype=bool))

@@ -250,3 +250,26 @@ def test_answers_with_another_pattern() -> None:
              ("#### -2", "-2", True), ("so 7", "7", False)]
     assert answers_correct([c[0] for c in cases], [c[1] for c in cases], pattern).tolist() == [c[2] for c in cases]
     assert extract_answer("x\nThe answer is 12", r"answer is \d+") == "answer is 12"  # no group: the whole match
+
+
+def test_hedges_g_matches_scipy_pooled_t_statistic():
+    """g = t * sqrt(1/n1 + 1/n2) * J, with t scipy's equal-variance two-sample t statistic."""
+    from scipy import stats
+
+    from curation.evaluation import hedges_g
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(1.0, 2.0, 5), rng.normal(0.0, 1.0, 4)
+    t = stats.ttest_ind(a, b, equal_var=True).statistic
+    expected = t * np.sqrt(1 / 5 + 1 / 4) * (1 - 3 / (4 * 9 - 9))
+    assert hedges_g(a, b) == pytest.approx(expected)
+    assert hedges_g(b, a) == pytest.approx(-expected)
+    assert hedges_g([0.2, 0.3, 0.4], [0.1, 0.2, 0.3]) == pytest.approx(0.1 / 0.1 * 0.8)
+
+
+def test_hedges_g_degenerate_cases():
+    from curation.evaluation import hedges_g
+
+    assert np.isnan(hedges_g([1.0], [0.0, 1.0]))
+    assert hedges_g([1.0, 1.0], [1.0, 1.0]) == 0.0
+    assert hedges_g([2.0, 2.0], [1.0, 1.0]) == float("inf")
