@@ -54,8 +54,9 @@ bench-unlearning: $(STAMP)
 	$(BIN)/python bench/unlearning.py
 	$(BIN)/python bench/unlearning_lm.py
 
-# junk and low-value data (issue 14): so far the pruning of digits, clean and with 20% flipped labels
+# junk and low-value data (issue 14): the brain-rot dose-response, detection and filter recovery; pruning by value
 bench-junk: $(STAMP)
+	$(BIN)/python bench/junk_dose.py
 	$(BIN)/python bench/junk_pruning.py
 
 lint: $(STAMP)

@@ -62,8 +62,6 @@ from _common import (  # noqa: E402
 )
 
 import stores  # noqa: E402
-from attribution.baselines import perplexity_scores, write_self_run  # noqa: E402
-from attribution.data import completion_samples  # noqa: E402
 from attribution.models import load_causal_lm  # noqa: E402
 from curation.actions.recipes import CompletionTensors  # noqa: E402
 from curation.datasets.contamination_sources import carrier_document, load_carriers  # noqa: E402
@@ -71,7 +69,7 @@ from curation.datasets.junk_text import JUNK_CATEGORIES, JunkTextConfig, generat
 from curation.datasets.tint import generate_tint  # noqa: E402
 from curation.datasets.tint_verify import verify_trace  # noqa: E402
 from curation.evaluation import hedges_g  # noqa: E402
-from curation.steps.attribute import AttributeRequest, run_attribution  # noqa: E402
+from curation.steps.junk import query_push_run, reference_perplexity_run  # noqa: E402
 from curation.steps.packing import pack_documents  # noqa: E402
 from curation.steps.records import ingest_records  # noqa: E402
 from curation.steps.tokenizer import train_bpe_tokenizer  # noqa: E402
@@ -108,7 +106,7 @@ class Settings:
     length: int = 64
     n_layer: int = 2
     n_embd: int = 128
-    base_steps: int = 1500
+    base_steps: int = 2400
     steps: int = 300
     lr: float = 3e-3
     cont_lr: float = 1e-3
@@ -254,26 +252,16 @@ class World:
         verdicts = rule_verdicts(texts)
         out["rules"] = np.array([sum(verdicts[r][i] is not None for r in RULE_SETS) for i in range(len(ids))], float)
         out["engagement"] = EngagementFilter().measure(st, name).score
-        model = load_causal_lm(self.base)
-        samples = completion_samples(st, name, self.tok, self.s.length)
-        out["runs"]["perplexity"] = perplexity_scores(st, model, samples).run_id
+        out["runs"]["perplexity"] = reference_perplexity_run(st, name, self.base, max_length=self.s.length)
         clf = JunkClassifier(seed=self.seed).fit([r["text"] for r in self.labelled],
                                                  [r["is_junk"] for r in self.labelled],
                                                  [r["category"] for r in self.labelled])
         out["classifier_model"] = clf
         out["classifier"] = clf.predict_proba(texts)
-        res = run_attribution(st, AttributeRequest(train=name, model=self.base, queries="skipq",
-                                                   behaviour=f"skip-{name}", max_length=self.s.length,
-                                                   seed=self.seed))
-        push = st.sql("SELECT sample_id, sum(score) AS push FROM scores WHERE run_id = ? "
-                      "GROUP BY sample_id", [res.run_id])
-        by_id = dict(zip(push["sample_id"].to_list(), push["push"].to_list(), strict=True))
-        run_id = f"skip-push-{res.run_id}"
-        write_self_run(st, "skip_push", run_id, ids, np.array([by_id[i] for i in ids]),
-                       {"pairwise_run": res.run_id, "queries": "skipq"}, self.seed, name, None)
-        out["runs"]["influence"] = run_id
+        out["runs"]["influence"] = query_push_run(st, name, self.base, "skipq", max_length=self.s.length,
+                                                  seed=self.seed)
         out["perplexity"] = _self_values(st, out["runs"]["perplexity"], ids)
-        out["influence"] = _self_values(st, run_id, ids)
+        out["influence"] = _self_values(st, out["runs"]["influence"], ids)
         return out
 
 
@@ -379,6 +367,35 @@ def run_seed(world: World, thresholds: dict[str, float]) -> dict[str, Any]:
     return out
 
 
+class _Serial:
+    """A stand-in for a process pool that runs jobs in this process (``--jobs 1``)."""
+
+    def __enter__(self) -> _Serial:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    @staticmethod
+    def starmap(fn, jobs):  # noqa: ANN001, ANN205
+        return [fn(*job) for job in jobs]
+
+
+def _pool(jobs: int):  # noqa: ANN202
+    """``jobs`` spawned worker processes (no forked torch state), or this process for 1."""
+    if jobs <= 1:
+        return _Serial()
+    import multiprocessing
+
+    return multiprocessing.get_context("spawn").Pool(jobs)
+
+
+def prepare_job(seed: int, s: Settings, root: Path) -> None:
+    """Build one seed's data and train (or reuse) its base model (a worker process's job)."""
+    torch.set_num_threads(1)
+    World(seed, s, root)
+
+
 def seed_job(seed: int, s: Settings, root: Path, thresholds: dict[str, float]) -> dict[str, Any]:
     """One reported seed end to end (a worker process's job)."""
     torch.set_num_threads(1)
@@ -441,17 +458,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(1)
     s = Settings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)})
     t0 = time.perf_counter()
-    print(f"[selection seed {args.select_seed}] thresholds by F1 on its 50% mixture", flush=True)
-    selection = select_thresholds(World(args.select_seed, s, args.work / f"seed{args.select_seed}"))
-    print(f"  chosen: {selection['thresholds']}", flush=True)
-    jobs = [(seed, s, args.work / f"seed{seed}", selection["thresholds"]) for seed in seeds]
-    if args.jobs > 1:  # one process per seed, one thread each (spawned: no forked torch state)
-        import multiprocessing
+    import hashlib
 
-        with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
-            per_seed = pool.starmap(seed_job, jobs)
-    else:
-        per_seed = [seed_job(*job) for job in jobs]
+    work = args.work / hashlib.sha256(json.dumps(dataclasses.asdict(s), sort_keys=True).encode()).hexdigest()[:10]
+    roots = {seed: work / f"seed{seed}" for seed in [args.select_seed, *seeds]}
+    print(f"base models for seeds {list(roots)} ({args.jobs} processes); work folder {work}", flush=True)
+    with _pool(args.jobs) as pool:  # the base models first, all seeds at once (a resumed run reuses them)
+        pool.starmap(prepare_job, [(seed, s, root) for seed, root in roots.items()])
+        print(f"[selection seed {args.select_seed}] thresholds by F1 on its 50% mixture", flush=True)
+        selection = select_thresholds(World(args.select_seed, s, roots[args.select_seed]))
+        print(f"  chosen: {selection['thresholds']}", flush=True)
+        per_seed = pool.starmap(seed_job, [(seed, s, roots[seed], selection["thresholds"]) for seed in seeds])
     parts = summarise(per_seed, s)
     seconds = time.perf_counter() - t0
     setting = {"created_at": now_iso(), "machine": machine_info() | {"git": git}, "seeds": seeds,
@@ -479,7 +496,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                  for c in [*JUNK_CATEGORIES, "all"]])
     print(f"wrote {args.out} ({seconds:.0f} s)")
     if not args.keep:
-        shutil.rmtree(args.work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
     return parts
 
 

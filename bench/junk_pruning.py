@@ -29,7 +29,9 @@ junk filter's scores are measured by the dose-response benchmark instead.
 
 Which end of each score to prune (``low`` or ``high``) is chosen per dataset on the selection seed
 (``--select-seed``) by validation accuracy averaged over the fractions; the reported seeds choose
-nothing. ``--datasets`` runs a subset. Writes the ``pruning`` part of bench/results/junk.json,
+nothing. ``--datasets`` runs a subset. ``--jobs N`` runs the datasets' selections, then every
+reported seed and dataset, in N spawned worker processes of one torch thread each (same numbers as
+``--jobs 1``). Writes the ``pruning`` part of bench/results/junk.json,
 keeping the file's other parts and the other datasets' cells of the part (each cell records the
 provenance of the run that wrote it), and the full record to junk_pruning.json (all datasets) or
 junk_pruning_<datasets>.json (a subset).
@@ -210,61 +212,107 @@ def n_trainings(dataset: str, n_seeds: int) -> int:
     return scored * len(PRUNE_ENDS) * len(cls.select_fractions) + n_seeds * len(VALUE_SCORES) * len(FRACTIONS)
 
 
-def select(seed: int, root: Path, datasets: list[str], settings: dict[str, Any], n_seeds: int,
-           seconds: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The end of each score to prune, per dataset, on ``seed``'s validation split."""
-    chosen: dict[str, dict[str, str]] = {}
+def select_job(seed: int, dataset: str, root: Path, settings: dict[str, Any], n_seeds: int,
+               jobs: int = 1) -> dict[str, Any]:
+    """The end of each score to prune for ``dataset`` on ``seed``'s validation split (a worker process's job).
+
+    Returns a plain dict: ``ends``, ``scores`` (validation accuracy per end) and ``seconds``.
+    """
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    s = SETTINGS[dataset](seed, dataset, root, settings)
+    chosen: dict[str, str] = {}
     scores: dict[str, Any] = {}
-    for dataset in datasets:
-        t0 = time.perf_counter()
-        s = SETTINGS[dataset](seed, dataset, root, settings)
-        chosen[dataset], scores[dataset] = {}, {}
-        for score in VALUE_SCORES:
-            if score == "random":
-                chosen[dataset][score] = "low"
-                continue
-            by_end = {}
-            for end in PRUNE_ENDS:
-                by_end[end] = float(np.mean([s.accuracy(s.pruned_model(score, f, end), "val")
-                                             for f in s.select_fractions]))
-                if isinstance(s, TintSetting) and not scores[dataset] and end == PRUNE_ENDS[0]:  # the first ones
-                    one = float(np.mean(s.train_seconds))
-                    total = n_trainings(dataset, n_seeds) * one + (1 + n_seeds) * s.value_seconds
-                    print(f"  {dataset}: one training {one:.1f} s, value scores {s.value_seconds:.0f} s; estimated "
-                          f"{dataset} total {total / 60:.1f} min ({n_trainings(dataset, n_seeds)} trainings + "
-                          f"{1 + n_seeds} x value scores, decoding not counted)", flush=True)
-            scores[dataset][score] = by_end
-            chosen[dataset][score] = max(by_end, key=lambda e: (by_end[e], e == "low"))
-        seconds[dataset]["select"] = time.perf_counter() - t0
-        seconds[dataset]["value_scores"][str(seed)] = s.value_seconds
-        if isinstance(s, TintSetting):
-            seconds[dataset]["per_training"] = s.train_seconds
-        print(f"  selected ends for {dataset}: {chosen[dataset]}", flush=True)
+    for score in VALUE_SCORES:
+        if score == "random":
+            chosen[score] = "low"
+            continue
+        by_end = {}
+        for end in PRUNE_ENDS:
+            by_end[end] = float(np.mean([s.accuracy(s.pruned_model(score, f, end), "val")
+                                         for f in s.select_fractions]))
+            if isinstance(s, TintSetting) and not scores and end == PRUNE_ENDS[0]:  # the first ones
+                one = float(np.mean(s.train_seconds))
+                n_select = n_trainings(dataset, 0)
+                per_seed = len(VALUE_SCORES) * len(FRACTIONS)
+                total = n_trainings(dataset, n_seeds) * one + (1 + n_seeds) * s.value_seconds
+                wall = (n_select * one + s.value_seconds
+                        + -(-n_seeds // max(1, jobs)) * (per_seed * one + s.value_seconds))
+                print(f"  {dataset}: one training {one:.1f} s, value scores {s.value_seconds:.0f} s; estimated "
+                      f"{dataset} total {total / 60:.1f} min ({n_trainings(dataset, n_seeds)} trainings + "
+                      f"{1 + n_seeds} x value scores, decoding not counted), about {wall / 60:.1f} min of wall "
+                      f"time with --jobs {jobs}", flush=True)
+        scores[score] = by_end
+        chosen[score] = max(by_end, key=lambda e: (by_end[e], e == "low"))
+    seconds: dict[str, Any] = {"select": time.perf_counter() - t0, "value_seconds": float(s.value_seconds)}
+    if isinstance(s, TintSetting):
+        seconds["per_training"] = [float(x) for x in s.train_seconds]
+    print(f"  selected ends for {dataset}: {chosen}", flush=True)
+    return {"dataset": dataset, "ends": chosen, "scores": scores, "seconds": seconds}
+
+
+def seed_job(seed: int, dataset: str, root: Path, ends: dict[str, str], settings: dict[str, Any]) -> dict[str, Any]:
+    """One reported seed of one dataset end to end (a worker process's job); returns a plain dict."""
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    s = SETTINGS[dataset](seed, dataset, root, settings)
+    cell: dict[str, Any] = {"full_accuracy": s.accuracy(s.values.model, "test"), "value_seconds": float(s.value_seconds)}
+    if isinstance(s, TintSetting):
+        cell["value_seconds_by_score"] = {k: float(v) for k, v in s.values.seconds.items()}
+        cell["noise"] = s.noise
+    for f in FRACTIONS:
+        cell[str(f)] = {score: {"accuracy": s.accuracy(s.pruned_model(score, f, ends[score]), "test")}
+                        for score in VALUE_SCORES}
+    seconds: dict[str, Any] = {"seed": time.perf_counter() - t0, "value_seconds": float(s.value_seconds)}
+    if isinstance(s, TintSetting):
+        seconds["per_training"] = [float(x) for x in s.train_seconds]
+    best = {str(f): max(VALUE_SCORES, key=lambda k, f=f: cell[str(f)][k]["accuracy"]) for f in FRACTIONS}
+    print(f"  seed {seed} {dataset}: full {cell['full_accuracy']:.3f}; best per fraction {best}", flush=True)
+    return {"seed": seed, "dataset": dataset, "cell": cell, "seconds": seconds}
+
+
+def run_jobs(fn: Any, jobs: list[tuple], n: int) -> list[dict[str, Any]]:
+    """``fn(*job)`` for every job, in order: in ``n`` spawned worker processes (one thread each) when ``n`` > 1."""
+    if n > 1 and len(jobs) > 1:  # spawned, not forked: no forked torch state
+        import multiprocessing
+
+        with multiprocessing.get_context("spawn").Pool(min(n, len(jobs))) as pool:
+            out = pool.starmap(fn, jobs)
+            pool.close()
+            pool.join()
+        return out
+    return [fn(*job) for job in jobs]
+
+
+def select(seed: int, root: Path, datasets: list[str], settings: dict[str, Any], n_seeds: int,
+           seconds: dict[str, dict[str, Any]], jobs: int = 1) -> dict[str, Any]:
+    """The end of each score to prune, per dataset, on ``seed``'s validation split (datasets in parallel)."""
+    results = run_jobs(select_job, [(seed, d, root, settings, n_seeds, jobs) for d in datasets], jobs)
+    for r in results:
+        dataset, sec = r["dataset"], r["seconds"]
+        seconds[dataset]["select"] = sec["select"]
+        seconds[dataset]["value_scores"][str(seed)] = sec["value_seconds"]
+        if "per_training" in sec:
+            seconds[dataset]["per_training"] = list(sec["per_training"])
     return {"seed": seed, "split": "val", "criterion": "validation accuracy averaged over the fractions",
-            "fractions": {d: list(SETTINGS[d].select_fractions) for d in datasets}, "ends": chosen, "scores": scores}
+            "fractions": {d: list(SETTINGS[d].select_fractions) for d in datasets},
+            "ends": {r["dataset"]: r["ends"] for r in results}, "scores": {r["dataset"]: r["scores"] for r in results}}
 
 
-def run_seed(seed: int, root: Path, selection: dict[str, Any], datasets: list[str], settings: dict[str, Any],
-             seconds: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {"seed": seed}
-    for dataset in datasets:
-        t0 = time.perf_counter()
-        s = SETTINGS[dataset](seed, dataset, root, settings)
-        cell: dict[str, Any] = {"full_accuracy": s.accuracy(s.values.model, "test"), "value_seconds": s.value_seconds}
-        if isinstance(s, TintSetting):
-            cell["value_seconds_by_score"] = s.values.seconds
-            cell["noise"] = s.noise
-        for f in FRACTIONS:
-            cell[str(f)] = {score: {"accuracy": s.accuracy(s.pruned_model(score, f, selection["ends"][dataset][score]),
-                                                           "test")} for score in VALUE_SCORES}
-        out[dataset] = cell
-        seconds[dataset]["seeds"][str(seed)] = time.perf_counter() - t0
-        seconds[dataset]["value_scores"][str(seed)] = s.value_seconds
-        if isinstance(s, TintSetting):
-            seconds[dataset]["per_training"] += s.train_seconds
-        best = {str(f): max(VALUE_SCORES, key=lambda k, f=f: cell[str(f)][k]["accuracy"]) for f in FRACTIONS}
-        print(f"  seed {seed} {dataset}: full {cell['full_accuracy']:.3f}; best per fraction {best}", flush=True)
-    return out
+def run_seeds(seeds: list[int], root: Path, selection: dict[str, Any], datasets: list[str], settings: dict[str, Any],
+              seconds: dict[str, dict[str, Any]], jobs: int = 1) -> list[dict[str, Any]]:
+    """Every reported seed of every dataset (in parallel with ``jobs`` > 1); one record per seed, in seed order."""
+    plan = [(seed, d, root / f"seed-{seed}", selection["ends"][d], settings) for seed in seeds for d in datasets]
+    results = run_jobs(seed_job, plan, jobs)
+    per_seed: list[dict[str, Any]] = [{"seed": seed} for seed in seeds]
+    for r in results:  # in plan order: seed-major, datasets in order, as a serial run
+        seed, dataset, sec = r["seed"], r["dataset"], r["seconds"]
+        per_seed[seeds.index(seed)][dataset] = r["cell"]
+        seconds[dataset]["seeds"][str(seed)] = sec["seed"]
+        seconds[dataset]["value_scores"][str(seed)] = sec["value_seconds"]
+        if "per_training" in sec:
+            seconds[dataset]["per_training"] += sec["per_training"]
+    return per_seed
 
 
 def aggregate(per_seed: list[dict[str, Any]], selection: dict[str, Any], datasets: list[str]) -> dict[str, Any]:
@@ -327,7 +375,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--quick", action="store_true",
                    help="tiny settings (a 3-epoch MLP, 48 traces and 10 steps of a 1-layer GPT-2): a smoke test, "
                         "figures meaningless")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="worker processes (spawned, one torch thread each): the datasets' selections run in "
+                        "parallel, then every reported seed and dataset; results identical to --jobs 1")
     args = p.parse_args(argv)
+    if args.jobs < 1:
+        raise SystemExit("--jobs must be at least 1")
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     unknown = sorted(set(datasets) - set(DATASETS))
     if unknown or not datasets:
@@ -339,13 +392,18 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(1)
     seeds = reported_seeds(args)
     seconds: dict[str, dict[str, Any]] = {d: {"value_scores": {}, "seeds": {}} for d in datasets}
+    for dataset in datasets:
+        print(f"{dataset}: {n_trainings(dataset, len(seeds))} trainings planned "
+              f"({n_trainings(dataset, 0)} on selection seed {args.select_seed} + {len(seeds)} seeds x "
+              f"{len(VALUE_SCORES) * len(FRACTIONS)}) and {1 + len(seeds)} value-score runs; --jobs {args.jobs}",
+              flush=True)
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-pruning-") as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()
-        selection = select(args.select_seed, root / "select", datasets, settings, len(seeds), seconds)
+        selection = select(args.select_seed, root / "select", datasets, settings, len(seeds), seconds, args.jobs)
         print(f"selection on seed {args.select_seed}: {time.perf_counter() - t0:.0f} s", flush=True)
-        per_seed = [run_seed(seed, root / f"seed-{seed}", selection, datasets, settings, seconds) for seed in seeds]
+        per_seed = run_seeds(seeds, root, selection, datasets, settings, seconds, args.jobs)
     agg = aggregate(per_seed, selection, datasets)
     for dataset in datasets:
         sec = seconds[dataset]

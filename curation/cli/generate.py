@@ -79,3 +79,40 @@ def generate_tint(
     out.print(f"  runs: {res.run_id} (config), ingest {', '.join(res.ingest_runs.values())}; store: {s.root}")
     out.print("  slice: curation sql \"SELECT noise, func, count(*) AS n, avg(answer_correct::INT) AS acc FROM samples "
               f"WHERE dataset = '{name}' GROUP BY ALL ORDER BY ALL\"")
+
+
+@generate_app.command("junk")
+def generate_junk(
+    name: Annotated[str, typer.Option("--name", help="Dataset to create (text, category, is_junk, likes, shares, replies...)")],
+    n_clean: Annotated[int, typer.Option("--n-clean", min=0, help="Clean documents (real prose from gensim's test corpora)")] = 1000,
+    n_junk: Annotated[int, typer.Option("--n-junk", min=0, help="Junk posts (simulated), spread over the categories")] = 1000,
+    categories: Annotated[str | None, typer.Option(help="Comma-separated junk categories (default: conspiracy, "
+                                                        "clickbait, brief, spam, lifestyle, quiz)")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same dataset)")] = 0,
+    replace: Annotated[bool, typer.Option("--replace", help="Replace an existing dataset of that name")] = False,
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """Clean prose mixed with simulated junk posts (brain-rot categories) and simulated engagement counts."""
+    from curation.datasets.junk_text import (
+        JunkTextConfig,
+        JunkTextConfigError,
+        generate_junk_text,
+        junk_table,
+        summarize_junk,
+    )
+    from curation.steps.records import ingest_records
+
+    try:
+        cfg = JunkTextConfig(n_clean=n_clean, n_junk=n_junk, **({"categories": tuple(
+            c.strip() for c in categories.split(",") if c.strip())} if categories else {}))
+    except JunkTextConfigError as exc:
+        raise typer.BadParameter(str(exc).split(": ", 1)[1], param_hint="--" + exc.param.replace("_", "-")) from None
+    records = generate_junk_text(cfg, seed=seed)
+    s = open_store(store, create=True)
+    res = ingest_records(s, {name: records}, config={"generator": "junk_text", **cfg.as_dict(), "seed": seed},
+                         seed=seed, roles={"text_field": "text"}, to_table=junk_table, replace=replace)
+    summ = summarize_junk(records, cfg.popular_threshold)
+    out.print(f"[green]generated[/] {len(records):,} documents into dataset [bold]{name}[/] (seed {seed}): "
+              + ", ".join(f"{c} {k:,}" for c, k in summ["count"].items()))
+    out.print("  real text: the clean documents; simulated: every junk post and all engagement counts")
+    out.print(f"  runs: {res.run_id}; next: curation junk --dataset {name}")

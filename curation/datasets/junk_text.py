@@ -32,7 +32,8 @@ clickbait    clickbait and trigger words, listicle teasers
 brief        extremely brief posts without substance ("lol same", "mood", "this.")
 spam         spam, promotional or repetitive text (discount codes, DM me, crypto, hashtag walls)
 lifestyle    superficial lifestyle flaunting (brunch, outfits, travel, "living my best life")
-quiz         answer-only quiz bait: a TInt problem line, then ``ans = <answer>``, no working
+quiz         answer-only quiz bait: a TInt problem line, then ``ans = <answer>``, no working; half of
+             the posts open with the problem (bait text under it), half put the bait first
 ============ =================================================================================
 
 Junk posts are mostly short (under 30 words); spam can be longer and repetitive, and a fifth of
@@ -705,6 +706,8 @@ _LIFESTYLE = (
 
 # ----------------------------------------------------------------------------- quiz
 
+#: Share of quiz posts that open with the problem (the rest put bait text first).
+QUIZ_LEADING = 0.5
 _QUIZ_SLOTS: dict[str, Any] = {
     "secs": lambda rng: str(rng.choice((3, 5, 10, 15, 20, 30))),
     "grade": ("3rd", "4th", "5th", "6th", "7th"),
@@ -912,8 +915,11 @@ def junk_post(category: str, rng: Random, quiz: dict[str, Any] | None = None) ->
     if category == "quiz":
         if quiz is None:
             raise ValueError("a quiz post needs a TInt record (prompt, true_answer)")
-        before = _decorate(_fill(templates[k], slots, rng), category, rng)
-        text = before + "\n" + quiz["prompt"] + "ans = " + quiz["true_answer"]
+        bait = _decorate(_fill(templates[k], slots, rng), category, rng)
+        problem = quiz["prompt"] + "ans = " + quiz["true_answer"]
+        if rng.random() < QUIZ_LEADING:  # the problem first, the bait under it (a screenshot-style post)
+            return template + "-lead", problem + "\n" + bait
+        text = bait + "\n" + problem
         if rng.random() < 0.75:
             after = _fill(rng.choice(_QUIZ_AFTER), slots, rng)
             text += "\n" + (after.lower() if rng.random() < 0.3 else after)

@@ -28,7 +28,7 @@ def pack_documents(texts: Sequence[str], tokenizer, length: int) -> CompletionTe
         raise ValueError(f"length must be at least 2, got {length}")
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    encoded = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    encoded = tokenizer(list(texts), add_special_tokens=False)["input_ids"] if len(texts) else []
     rows: list[list[int]] = []
     current: list[int] = []
     for ids in encoded:

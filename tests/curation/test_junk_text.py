@@ -85,7 +85,7 @@ def test_record_fields_and_mix():
 def _quiz_parts(text):
     """(prompt line with its newline, answer) of a quiz post: the line before ``ans = ...``."""
     lines = text.split("\n")
-    hits = [k for k in range(1, len(lines)) if lines[k].startswith("ans = ")]
+    hits = [k for k in range(1, len(lines)) if lines[k].startswith("ans = ")]  # the problem may open the post
     assert len(hits) == 1, text
     k = hits[0]
     return lines[k - 1] + "\n", lines[k][len("ans = "):], k
@@ -96,10 +96,14 @@ def test_quiz_posts_embed_a_tint_problem_and_its_answer_without_working():
                          quiz_min_digits=1, quiz_max_digits=3)
     recs = generate_junk_text(cfg, seed=4)
     funcs = Counter()
+    leading = 0
     for r in recs:
         prompt, answer, k = _quiz_parts(r["text"])
         assert prompt + "ans = " + answer in r["text"]
-        assert k >= 1 and r["text"].split("\n")[0].strip()  # bait text before the problem
+        lead = r["template"].endswith("-lead")
+        assert (k == 1) == lead and (k >= 1)  # the problem opens the post, or bait text comes first
+        assert r["text"].split("\n")[-1].strip()  # and bait text after it in a leading post
+        leading += lead
         problem = parse_prompt(prompt)
         funcs[problem.func] += 1
         assert verify_trace(prompt, "ans = " + answer).answer_correct
@@ -108,6 +112,7 @@ def test_quiz_posts_embed_a_tint_problem_and_its_answer_without_working():
         assert answer == " ".join(str(expected)), (prompt, answer)
         assert sum(bool(re.match(r"[a-z]+ = ", line)) for line in r["text"].split("\n")) == 1  # no working
     assert set(funcs) == {"add", "sub", "mul"}
+    assert 0.3 < leading / len(recs) < 0.7
     # default problems: 2-digit add/sub
     for r in generate_junk_text(JunkTextConfig(n_clean=0, n_junk=30, categories=("quiz",)), seed=0):
         problem = parse_prompt(_quiz_parts(r["text"])[0])

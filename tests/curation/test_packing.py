@@ -66,3 +66,8 @@ def test_perplexity_is_mean_token_nll_and_written_once(tmp_path: Path, tok) -> N
     assert df["method"].to_list() == ["perplexity"] * 3
     assert np.allclose(df["score"].to_numpy(), got, rtol=1e-5)
     assert perplexity_scores(store, model, samples).shards_computed == 0  # a repeat reads nothing new
+
+
+def test_no_documents_no_rows(tok) -> None:
+    rows = pack_documents([], tok, 8)
+    assert len(rows) == 0 and rows.input_ids.shape == (0, 8)
