@@ -6,7 +6,9 @@ Protocol (Xing et al. 2025 at toy scale; ``../shared/specs/filters.md`` section 
    trained on *clean text* (real prose: gensim's Wikipedia, Lee news, review and essay texts) plus
    TInt reasoning traces (2-digit add/sub, prompt-masked rows): the **base** model.
 2. It is then continually trained, at a matched token budget (same steps of packed rows), on a web
-   mixture with junk ratio 0/20/50/80/100% (by tokens) plus a fixed share of replayed traces.
+   mixture with junk ratio 0/20/50/80/100% (by tokens), as the paper's continual pre-training is on
+   the mixture alone (``--replay-share`` adds a fixed share of replayed traces to every arm; the
+   committed results hold a 30% replay run beside the headline under ``dose_variants``).
    Junk is :mod:`curation.datasets.junk_text`: **simulated** posts (templated) in six categories,
    with simulated engagement counts; the clean part is real prose. Measured on noise-free test
    problems the model never saw: reasoning accuracy, the **thought-skipping** rate (completions
@@ -21,7 +23,8 @@ Protocol (Xing et al. 2025 at toy scale; ``../shared/specs/filters.md`` section 
    its training.
 4. Recovery: the 50% mixture is filtered by each evidence alone and by the combined junk filter,
    and the base model is continually trained on what is kept (same steps and replay share). Damage
-   avoided = (acc(filtered) - acc(50%)) / (acc(0%) - acc(50%)).
+   avoided = (acc(filtered) - acc(50%)) / (acc(0%) - acc(50%)), and the same on held-out perplexity
+   (``damage_avoided_perplexity``, with perplexity's damage an increase).
 
 Every threshold (rule sets failed, perplexity and influence robust-z cuts, classifier probability)
 is chosen on the selection seed (``--select-seed``) by F1 against its junk labels; the reported
@@ -101,7 +104,7 @@ class Settings:
     n_web_junk: int = 2400
     n_labelled: int = 1200
     text_tokens: int = 40_000
-    replay_share: float = 0.3
+    replay_share: float = 0.0
     vocab: int = 1024
     length: int = 64
     n_layer: int = 2
@@ -420,7 +423,13 @@ def summarise(per_seed: list[dict[str, Any]], s: Settings) -> dict[str, Any]:
             clean, junk = p["dose"]["0.0"]["accuracy"], p["dose"]["0.5"]["accuracy"]
             damage = clean - junk
             avoided.append((p["recovery"][e]["accuracy"] - junk) / damage if damage > 0 else float("nan"))
+        ppl = []
+        for p in per_seed:
+            clean, junk = p["dose"]["0.0"]["perplexity"], p["dose"]["0.5"]["perplexity"]
+            ppl.append((junk - p["recovery"][e]["perplexity"]) / (junk - clean) if junk > clean else float("nan"))
         recovery[e] = {"accuracy": mean_sd([p["recovery"][e]["accuracy"] for p in per_seed]),
+                       "perplexity": mean_sd([p["recovery"][e]["perplexity"] for p in per_seed]),
+                       "damage_avoided_perplexity": mean_sd(ppl),
                        "thought_skipping": mean_sd([p["recovery"][e]["thought_skipping"] for p in per_seed]),
                        "damage_avoided": mean_sd(avoided),
                        "n_flagged": mean_sd([p["recovery"][e]["n_flagged"] for p in per_seed])}
@@ -482,13 +491,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         merge_part(args.out, key, part, "junk")
     merge_part(args.out, "dose_setting", setting, "junk")
     ms = lambda d: f"{d['mean']:.3f} ± {d['sd']:.3f}" if d.get("n", 0) > 1 else f"{d.get('mean', float('nan')):.3f}"  # noqa: E731
+
     print_table(f"dose-response (seeds {seeds})", ["junk ratio", "accuracy", "thought-skipping", "perplexity",
                                                    "g(skipping)"],
                 [[r, ms(v["accuracy"]), ms(v["thought_skipping"]), ms(v["perplexity"]),
                   f"{parts['hedges_g'].get(r, {}).get('thought_skipping', float('nan')):.2f}"]
                  for r, v in parts["dose_response"].items()])
-    print_table("filter recovery at 50% junk", ["evidence", "accuracy", "damage avoided", "skipping", "flagged"],
-                [[e, ms(v["accuracy"]), ms(v["damage_avoided"]), ms(v["thought_skipping"]), ms(v["n_flagged"])]
+    print_table("filter recovery at 50% junk", ["evidence", "accuracy", "damage avoided", "skipping", "perplexity",
+                                                "ppl damage avoided", "flagged"],
+                [[e, ms(v["accuracy"]), ms(v["damage_avoided"]), ms(v["thought_skipping"]), ms(v["perplexity"]),
+                  ms(v["damage_avoided_perplexity"]), ms(v["n_flagged"])]
                  for e, v in parts["filter_recovery"].items()])
     print_table("detection AUROC on the 50% mixture", ["category", *EVIDENCES, "classifier left out"],
                 [[c, *[ms(parts["detection"][c][e]["auroc"]) for e in EVIDENCES],
