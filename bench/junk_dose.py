@@ -105,6 +105,7 @@ class Settings:
     n_labelled: int = 1200
     text_tokens: int = 40_000
     replay_share: float = 0.0
+    exclude_categories: str = ""  # comma-separated junk categories left out of the mixtures (an ablation)
     vocab: int = 1024
     length: int = 64
     n_layer: int = 2
@@ -190,7 +191,10 @@ class World:
         """Web documents with ``ratio`` of ``text_tokens`` from junk (in the generator's shuffled order)."""
         budget = self.s.text_tokens
         out, junk_t, clean_t = [], 0.0, 0.0
+        left_out = {c.strip() for c in self.s.exclude_categories.split(",") if c.strip()}
         for r in self.web:
+            if r["category"] in left_out:
+                continue
             if r["is_junk"] and junk_t < ratio * budget:
                 out.append(r)
                 junk_t += self.ntok[r["text"]]
@@ -325,7 +329,7 @@ def select_thresholds(world: World) -> dict[str, Any]:
             "thresholds": chosen}
 
 
-def run_seed(world: World, thresholds: dict[str, float]) -> dict[str, Any]:
+def run_seed(world: World, thresholds: dict[str, float] | None) -> dict[str, Any]:
     out: dict[str, Any] = {"seed": world.seed, "dose": {}, "recovery": {}, "detection": {}}
     base = load_causal_lm(world.base)
     out["base"] = world.measure(base)
@@ -334,6 +338,8 @@ def run_seed(world: World, thresholds: dict[str, float]) -> dict[str, Any]:
     for r in RATIOS:
         out["dose"][str(r)] = world.continual(f"ratio{r:g}", mixtures[r])
         print(f"  seed {world.seed} junk {r:.0%}: {fmt_measure(out['dose'][str(r)])}", flush=True)
+    if thresholds is None:  # --dose-only
+        return out
     ev = world.evidence(mixtures[0.5], "web50")
     ev["engagement_flags"] = EngagementFilter().evaluate(world.store, "web50").flagged
     truth = ev["is_junk"]
@@ -399,7 +405,7 @@ def prepare_job(seed: int, s: Settings, root: Path) -> None:
     World(seed, s, root)
 
 
-def seed_job(seed: int, s: Settings, root: Path, thresholds: dict[str, float]) -> dict[str, Any]:
+def seed_job(seed: int, s: Settings, root: Path, thresholds: dict[str, float] | None) -> dict[str, Any]:
     """One reported seed end to end (a worker process's job)."""
     torch.set_num_threads(1)
     print(f"[seed {seed}]", flush=True)
@@ -416,6 +422,8 @@ def summarise(per_seed: list[dict[str, Any]], s: Settings) -> dict[str, Any]:
     dose = {str(r): {k: mean_sd([p["dose"][str(r)][k] for p in per_seed]) for k in keys} for r in RATIOS}
     g = {str(r): {k: hedges_g([p["dose"][str(r)][k] for p in per_seed], [p["dose"]["0.0"][k] for p in per_seed])
                   for k in keys} for r in RATIOS if r > 0}
+    if not per_seed[0]["recovery"]:  # --dose-only
+        return {"dose_response": dose, "hedges_g": g}
     recovery = {}
     for e in RECOVERY:
         avoided = []
@@ -459,6 +467,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for f in dataclasses.fields(Settings):
         p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
     p.add_argument("--work", type=Path, default=Path(__file__).resolve().parent / "work" / "junk_dose")
+    p.add_argument("--dose-only", action="store_true", help="the dose-response alone (no detection or recovery)")
+    p.add_argument("--variant", default=None, help="write the parts under dose_variants.<VARIANT> (an ablation "
+                                                   "beside the headline) instead of the top-level keys")
     p.add_argument("--jobs", type=int, default=2, help="reported seeds run in parallel, one thread each")
     p.add_argument("--keep", action="store_true", help="keep the work folder (models, stores) afterwards")
     args = p.parse_args(argv)
@@ -470,13 +481,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import hashlib
 
     work = args.work / hashlib.sha256(json.dumps(dataclasses.asdict(s), sort_keys=True).encode()).hexdigest()[:10]
-    roots = {seed: work / f"seed{seed}" for seed in [args.select_seed, *seeds]}
+    roots = {seed: work / f"seed{seed}" for seed in ([] if args.dose_only else [args.select_seed]) + seeds}
     print(f"base models for seeds {list(roots)} ({args.jobs} processes); work folder {work}", flush=True)
     with _pool(args.jobs) as pool:  # the base models first, all seeds at once (a resumed run reuses them)
         pool.starmap(prepare_job, [(seed, s, root) for seed, root in roots.items()])
-        print(f"[selection seed {args.select_seed}] thresholds by F1 on its 50% mixture", flush=True)
-        selection = select_thresholds(World(args.select_seed, s, roots[args.select_seed]))
-        print(f"  chosen: {selection['thresholds']}", flush=True)
+        selection: dict[str, Any] = {"thresholds": None}
+        if not args.dose_only:
+            print(f"[selection seed {args.select_seed}] thresholds by F1 on its 50% mixture", flush=True)
+            selection = select_thresholds(World(args.select_seed, s, roots[args.select_seed]))
+            print(f"  chosen: {selection['thresholds']}", flush=True)
         per_seed = pool.starmap(seed_job, [(seed, s, roots[seed], selection["thresholds"]) for seed in seeds])
     parts = summarise(per_seed, s)
     seconds = time.perf_counter() - t0
@@ -487,9 +500,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                "simulated": "junk posts (templated), engagement counts, and the quiz category linking junk to the "
                             "reasoning task; clean text is real prose from gensim's test corpora",
                "damage_avoided": "(acc(filtered 50%) - acc(50%)) / (acc(0%) - acc(50%)), per seed, then mean/sd"}
-    for key, part in parts.items():
-        merge_part(args.out, key, part, "junk")
-    merge_part(args.out, "dose_setting", setting, "junk")
+    if args.variant:  # beside the headline: dose_variants.<name> holds this run's parts and setting
+        try:
+            variants = json.loads(args.out.read_text()).get("dose_variants", {})
+        except (OSError, ValueError):
+            variants = {}
+        variants[args.variant] = {**parts, "dose_setting": setting}
+        merge_part(args.out, "dose_variants", variants, "junk")
+    else:
+        for key, part in parts.items():
+            merge_part(args.out, key, part, "junk")
+        merge_part(args.out, "dose_setting", setting, "junk")
     ms = lambda d: f"{d['mean']:.3f} ± {d['sd']:.3f}" if d.get("n", 0) > 1 else f"{d.get('mean', float('nan')):.3f}"  # noqa: E731
 
     print_table(f"dose-response (seeds {seeds})", ["junk ratio", "accuracy", "thought-skipping", "perplexity",
@@ -497,6 +518,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 [[r, ms(v["accuracy"]), ms(v["thought_skipping"]), ms(v["perplexity"]),
                   f"{parts['hedges_g'].get(r, {}).get('thought_skipping', float('nan')):.2f}"]
                  for r, v in parts["dose_response"].items()])
+    if args.dose_only:
+        print(f"wrote {args.out} ({seconds:.0f} s)")
+        return parts
     print_table("filter recovery at 50% junk", ["evidence", "accuracy", "damage avoided", "skipping", "perplexity",
                                                 "ppl damage avoided", "flagged"],
                 [[e, ms(v["accuracy"]), ms(v["damage_avoided"]), ms(v["thought_skipping"]), ms(v["perplexity"]),
