@@ -77,6 +77,7 @@ from curation.steps.packing import pack_documents  # noqa: E402
 from curation.steps.records import ingest_records  # noqa: E402
 from curation.steps.tokenizer import train_bpe_tokenizer  # noqa: E402
 from curation.steps.train import LMConfig, build_gpt2, greedy_complete, save_lm, train_lm  # noqa: E402
+from filters.evidence import self_score_evidence  # noqa: E402
 from filters.junk.classifier import JunkClassifier, leave_one_category_out  # noqa: E402
 from filters.junk.engagement import EngagementFilter  # noqa: E402
 from filters.junk.filter import JunkFilter, Threshold  # noqa: E402
@@ -267,15 +268,9 @@ class World:
         out["classifier"] = clf.predict_proba(texts)
         out["runs"]["influence"] = query_push_run(st, name, self.base, "skipq", max_length=self.s.length,
                                                   seed=self.seed)
-        out["perplexity"] = _self_values(st, out["runs"]["perplexity"], ids)
-        out["influence"] = _self_values(st, out["runs"]["influence"], ids)
+        for e in ("perplexity", "influence"):
+            out[e] = self_score_evidence(st, out["runs"][e], e).aligned(ids)
         return out
-
-
-def _self_values(store: stores.Store, run_id: str, ids: list[str]) -> np.ndarray:
-    df = store.sql("SELECT sample_id, score FROM self_scores WHERE run_id = ?", [run_id])
-    by_id = dict(zip(df["sample_id"].to_list(), df["score"].to_list(), strict=True))
-    return np.array([by_id[i] for i in ids], float)
 
 
 def flagged_by(ev: dict[str, Any], evidence: str, threshold: float) -> np.ndarray:

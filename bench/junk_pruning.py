@@ -82,8 +82,9 @@ FEATURES = [f"f{j}" for j in range(64)]
 
 # TInt: the noisy-CoT pipeline's model and schedule (examples/noisy_cot.yaml, max_length cut to the
 # <= 55-character traces). Measured on 2 shared cores, 1 thread, seed 0: these settings reach 0.86
-# full-data test accuracy in 299 s (78-160 ms per step as the load varied), so the tint part (86
-# trainings + 4 value-score runs) takes about 4 hours, not the 20 minutes first planned; shorter
+# full-data test accuracy in 299 s (78-160 ms per step as the load varied). The whole tint part (86
+# trainings + 4 value-score runs) has not been run: an estimate, not a measurement, from one
+# training's time is several hours, far beyond the 20 minutes first planned; shorter
 # schedules stayed near chance (2,000 traces: 300-1,800 steps gave 0.005-0.25; a 20-minute budget
 # allows about 200 steps per training).
 TINT = dict(n_train=3000, n_val=200, n_test=300, functions=("add", "sub"), min_digits=2, max_digits=2,

@@ -59,11 +59,15 @@ def build_gpt2(tokenizer, cfg: LMConfig, seed: int):
 
 
 def train_lm(model, data: CompletionDataset, cfg: LMConfig, seed: int, progress: bool = False,
-             label: str = "training") -> list[float]:
+             label: str = "training", on_step: Callable[[int, torch.nn.Module], None] | None = None,
+             stop: int | None = None) -> list[float]:
     """Train ``model`` on prompt-masked completion loss (mean per completion token); returns losses.
 
     Batches are drawn with a seeded generator, so the same data, config and seed give the same
-    weights. AdamW with a one-cycle schedule and gradient clipping at 1.
+    weights. AdamW with a one-cycle schedule and gradient clipping at 1. ``on_step(step, model)``
+    runs after each step (1-based, model in train mode: training dynamics such as forgetting
+    events read it there); ``stop`` ends after that many steps of the ``cfg.steps`` schedule (an
+    early-training model). The model is left in eval mode.
     """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -72,8 +76,9 @@ def train_lm(model, data: CompletionDataset, cfg: LMConfig, seed: int, progress:
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=cfg.warmup)
     losses: list[float] = []
     model.train()
-    with _progress(progress, label, cfg.steps) as advance:
-        for _ in range(cfg.steps):
+    n_steps = cfg.steps if stop is None else stop
+    with _progress(progress, label, n_steps) as advance:
+        for step in range(1, n_steps + 1):
             idx = torch.randint(0, len(data), (cfg.batch_size,), generator=gen)
             batch = {"input_ids": data.input_ids[idx], "attention_mask": data.attention_mask[idx],
                      "labels": data.labels[idx]}
@@ -87,6 +92,8 @@ def train_lm(model, data: CompletionDataset, cfg: LMConfig, seed: int, progress:
             opt.step()
             sched.step()
             losses.append(float(loss.detach()))
+            if on_step is not None:
+                on_step(step, model)
             advance(1)
     model.eval()
     return losses

@@ -29,9 +29,9 @@ prompt/completion traces, loss on the completion tokens only) training is counte
 ``self_influence``, ``val_influence``, ``random``: as above, with the engine's ``CausalLMTask``
 =================== =============================================================================
 
-The full LM run is :func:`curation.steps.train.train_lm`'s loop step for step (same batches,
-optimiser and one-cycle schedule, so the same weights as ``recipe.fit``) with a hook after each
-step. A repeated LM request retrains the full model (it is returned) but recomputes no finished
+The full LM run is :func:`curation.steps.train.train_lm` itself (so the same weights as
+``recipe.fit``) with its ``on_step`` hook reading the training dynamics; early models are the same
+schedule stopped at ``early_steps``. A repeated LM request retrains the full model (it is returned) but recomputes no finished
 score run.
 
 Run ids are deterministic in the data, the recipe, the seeds and the code's settings, so a repeated
@@ -48,7 +48,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 import stores
@@ -68,6 +67,7 @@ from attribution.keys import data_fingerprint, digest, ids_fingerprint, model_fi
 from attribution.tasks import CausalLMTask, ClassifierTask, InfluenceTask, LossMeasurementTask
 
 from ..actions.recipes import LMRecipe, MLPRecipe, completion_tensors
+from .train import train_lm
 
 VALUE_SCORES = ("el2n", "grand", "forgetting", "self_influence", "val_influence", "random")
 
@@ -190,7 +190,8 @@ def _lm_value_runs(store: stores.Store, train: Samples, recipe: LMRecipe, scores
             early.append(copy.deepcopy(model).eval())
 
     t0 = time.perf_counter()
-    model = fit_lm_with_hook(recipe.fresh(seed), data, recipe.lm, seed, on_step)
+    model = recipe.fresh(seed)
+    train_lm(model, data, recipe.lm, seed, on_step=on_step)
     out.model = model
     fp = model_fingerprint(model)
     if "forgetting" in scores:
@@ -202,8 +203,9 @@ def _lm_value_runs(store: stores.Store, train: Samples, recipe: LMRecipe, scores
     if "el2n" in scores or "grand" in scores:
         t0 = time.perf_counter()
         if todo & {"el2n", "grand"}:
-            early += [fit_lm_with_hook(recipe.fresh(seed + k), data, recipe.lm, seed + k, stop=early_steps)
-                      for k in range(1, n_models)]
+            for k in range(1, n_models):
+                early.append(recipe.fresh(seed + k))
+                train_lm(early[-1], data, recipe.lm, seed + k, stop=early_steps)
         for name, fn in (("el2n", lm_el2n_scores), ("grand", lm_grand_scores)):
             if name in scores:
                 if name in todo:
@@ -214,37 +216,6 @@ def _lm_value_runs(store: stores.Store, train: Samples, recipe: LMRecipe, scores
     if "random" in scores:
         out.runs["random"] = random_scores(store, train, seed=seed).run_id
     return out
-
-
-def fit_lm_with_hook(model: nn.Module, data: Any, cfg: Any, seed: int,
-                     on_step: Any = None, stop: int | None = None) -> nn.Module:
-    """:func:`curation.steps.train.train_lm`'s loop (same batches, AdamW, one-cycle schedule over
-    ``cfg.steps``, clipping: the same weights) with ``on_step(step, model)`` after each step
-    (1-based, model in train mode) and an optional ``stop`` after that many steps of the schedule.
-    Returns the model in eval mode.
-    """
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    task = CausalLMTask(tracked_modules=[])
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=cfg.warmup)
-    model.train()
-    for step in range(1, (cfg.steps if stop is None else stop) + 1):
-        idx = torch.randint(0, len(data), (cfg.batch_size,), generator=gen)
-        batch = {"input_ids": data.input_ids[idx], "attention_mask": data.attention_mask[idx],
-                 "labels": data.labels[idx]}
-        width = int(batch["attention_mask"].sum(1).max())
-        batch = {k: v[:, :width] for k, v in batch.items()}
-        n_tokens = (batch["labels"][:, 1:] != -100).sum().clamp(min=1)
-        loss = task.compute_train_loss(batch, model) / n_tokens
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        if on_step is not None:
-            on_step(step, model)
-    return model.eval()
 
 
 def _run_id(method: str, key: list[Any]) -> str:
@@ -258,4 +229,4 @@ def _write(store: stores.Store, method: str, key: list[Any], train: Samples, val
                           train.dataset, model_fp).run_id
 
 
-__all__ = ["VALUE_SCORES", "ValueRuns", "fit_lm_with_hook", "value_score_runs"]
+__all__ = ["VALUE_SCORES", "ValueRuns", "value_score_runs"]

@@ -13,7 +13,8 @@ import stores
 from attribution.data import completion_samples, tabular_samples
 from curation.actions.recipes import LMRecipe, MLPRecipe, completion_tensors
 from curation.steps.records import ingest_records
-from curation.steps.value import VALUE_SCORES, fit_lm_with_hook, value_score_runs
+from curation.steps.train import train_lm
+from curation.steps.value import VALUE_SCORES, value_score_runs
 from tests.helpers import fast_gc
 
 N, FLIP = 300, 0.2
@@ -128,8 +129,8 @@ def test_lm_full_model_is_the_recipes_model(traces: dict) -> None:
     got = traces["res"].model.state_dict()
     assert all(torch.equal(want[k], got[k]) for k in want)
     steps = []
-    early = fit_lm_with_hook(recipe.fresh(0), completion_tensors(train.data), recipe.lm, 0,
-                             on_step=lambda step, m: steps.append(step), stop=4)
+    early = recipe.fresh(0)
+    train_lm(early, completion_tensors(train.data), recipe.lm, 0, on_step=lambda step, m: steps.append(step), stop=4)
     assert steps == [1, 2, 3, 4] and not early.training
 
 
