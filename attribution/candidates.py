@@ -49,15 +49,15 @@ from kronfluence.utils.constants import (
     ACTIVATION_EIGENVECTORS_NAME,
     GRADIENT_EIGENVALUES_NAME,
     GRADIENT_EIGENVECTORS_NAME,
-    HEURISTIC_DAMPING_SCALE,
     LAMBDA_MATRIX_NAME,
     NUM_LAMBDA_PROCESSED,
 )
 from torch import nn
 from torch.utils import data
 
+from .damping import heuristic_damping
 from .gradients import collate, token_factors
-from .strategies import check_strategy
+from .strategies import check_strategy, factor_strategy
 from .tasks import InfluenceTask
 
 # Dot products run tile by tile: a tile is a few rows (about _TILE floats) of every (out x in)
@@ -135,6 +135,9 @@ def candidate_scores(
     Scores do not depend on the chunking or the caching (bit for bit).
     """
     check_strategy(strategy)
+    if strategy == "ekfac_cg":
+        raise ValueError("candidate_scores computes kronfluence's strategies; for ekfac_cg use "
+                         "InfluenceEngine.candidate_scores, which solves the queries by conjugate gradient first")
     if batch_size < 1 or query_batch_size < 1 or max_query_bytes < 1:
         raise ValueError("batch_size, query_batch_size and max_query_bytes must be positive")
     if model.training:
@@ -262,6 +265,7 @@ def _preconditioner(
     heuristic damping is 0.1 x the mean of that module's (normalised) Lambda, or of the outer
     product of eigenvalues for K-FAC; the inverse and eigenvectors are used in float32.
     """
+    strategy = factor_strategy(strategy)  # EK-FAC+CG is preconditioned by EK-FAC
     linear = module.original_module
     has_bias = linear.bias is not None
     out_f, in_f = linear.out_features, linear.in_features + int(has_bias)
@@ -290,7 +294,7 @@ def _preconditioner(
     pre = _ModulePreconditioner(module.name, out_f, in_f, has_bias, q_out, q_in, None)
     if strategy != "identity":
         lam = lam.reshape(out_f, in_f)
-        damp = HEURISTIC_DAMPING_SCALE * lam.mean() if damping is None else damping
+        damp = heuristic_damping(lam.mean()) if damping is None else damping
         inverse = torch.zeros(pre.padded_out, in_f, dtype=torch.float32, device=device)
         inverse[:out_f] = (lam + damp).reciprocal()
         pre.inverse = inverse.view(pre.n_tiles, pre.rows, in_f)

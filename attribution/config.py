@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .strategies import STRATEGIES, check_strategy
+from .strategies import STRATEGIES, check_strategy, factor_strategy
 
 if TYPE_CHECKING:  # kronfluence (and torch) load only when arguments are built, not for help text
     from kronfluence.arguments import FactorArguments, ScoreArguments
@@ -32,6 +32,11 @@ class EngineConfig:
     strategy: str = _help("ekfac", f"Hessian approximation: one of {', '.join(STRATEGIES)}")
     damping: float | None = _help(None, "Absolute damping added to the eigenvalues "
                                         "(None: kronfluence's heuristic, 0.1 x mean eigenvalue per layer)")
+    damping_scale: float = _help(1.0, "Multiple of the heuristic damping (with damping None): 10 damps each "
+                                      "layer by 10 x kronfluence's 0.1 x mean eigenvalue")
+    cg_iterations: int = _help(5, "ekfac_cg: conjugate-gradient steps after the EK-FAC solution")
+    cg_max_examples: int | None = _help(1000, "ekfac_cg: training samples the Gauss-Newton products average over "
+                                              "(a random subset drawn with seed; None: all)")
     batch_size: int = _help(32, "Training samples per batch (fitting factors and scoring)")
     query_batch_size: int = _help(64, "Queries per batch when scoring")
     shard_size: int = _help(1024, "Training samples per written shard (queries per shard for candidate runs)")
@@ -43,18 +48,32 @@ class EngineConfig:
                                                       "factors (None: all)")
     seed: int = _help(0, "Seed of the labels sampled from the model when fitting factors")
     device: str = _help("cpu", "Torch device the model and the scoring run on")
+    clip_gradient_ratio: float | None = _help(None, "Clip training gradients whose norm exceeds this multiple of "
+                                                    "the median norm to that norm (their scores shrink with "
+                                                    "them; factors unchanged); None: no clipping")
+    pad_per_batch: bool = _help(True, "Sequence batches: order samples by length and cut each batch's trailing "
+                                      "padding, so cost follows the real token count (same scores)")
 
     def __post_init__(self) -> None:
         check_strategy(self.strategy)
         if self.shard_size < 1 or self.batch_size < 1 or self.query_batch_size < 1:
             raise ValueError("shard_size, batch_size and query_batch_size must be positive")
+        if not self.damping_scale > 0:
+            raise ValueError(f"damping_scale must be positive, got {self.damping_scale}")
+        if self.damping is not None and self.damping_scale != 1.0:
+            raise ValueError("damping_scale multiplies the heuristic damping: give either damping or damping_scale")
+        if self.cg_iterations < 0 or (self.cg_max_examples is not None and self.cg_max_examples < 1):
+            raise ValueError("cg_iterations must be >= 0 and cg_max_examples positive (or None)")
+        if self.clip_gradient_ratio is not None and not self.clip_gradient_ratio > 1:
+            raise ValueError(f"clip_gradient_ratio is a multiple of the median gradient norm and must be above 1, "
+                             f"got {self.clip_gradient_ratio}")
 
     def factor_arguments(self) -> FactorArguments:
         """kronfluence arguments for fitting factors."""
         from kronfluence.arguments import FactorArguments
 
         return FactorArguments(
-            strategy=self.strategy,
+            strategy=factor_strategy(self.strategy),
             use_empirical_fisher=self.use_empirical_fisher,
             covariance_max_examples=self.covariance_max_examples,
             lambda_max_examples=self.covariance_max_examples,

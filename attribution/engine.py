@@ -27,6 +27,7 @@ import pyarrow as pa
 import torch
 from kronfluence.analyzer import Analyzer, prepare_model
 from kronfluence.module.tracked_module import TrackedModule
+from kronfluence.utils.dataset import DataLoaderKwargs
 from torch import nn
 from torch.utils import data
 
@@ -36,9 +37,19 @@ from stores.progress import StepProgress
 from .candidates import Factors
 from .candidates import candidate_scores as candidate_pair_scores
 from .config import EngineConfig, field_help
+from .damping import damping_scale
 from .data import Samples
+from .engine_cg import EngineCG
 from .keys import array_fingerprint, data_fingerprint, digest, ids_fingerprint, model_fingerprint
-from .strategies import STRATEGIES
+from .lengths import inverse_permutation, length_sorted, sample_lengths, trim_padding_collate
+from .outliers import (
+    DEFAULT_OUTLIER_RATIO,
+    GradientOutliers,
+    find_gradient_outliers,
+    gradient_norms,
+)
+from .score_tables import module_parts_table, score_matrix, token_parts_table
+from .strategies import STRATEGIES, factor_strategy
 from .tasks import InfluenceTask
 
 logging.getLogger("kronfluence").setLevel(logging.WARNING)
@@ -54,18 +65,20 @@ class ScoreRun:
     seconds: float
 
 
-class InfluenceEngine:
+class InfluenceEngine(EngineCG):
     """Influence scores of training samples against behaviours, written to a store.
 
     ``model`` is prepared for kronfluence in place (its tracked modules are wrapped by modules
     whose forward is unchanged; preparing twice is avoided); ``task`` says how to compute losses
-    and measurements.
+    and measurements; ``record`` is added to every run's config (not to run ids).
     """
 
     def __init__(
-        self, store: stores.Store, model: nn.Module, task: InfluenceTask, config: EngineConfig | None = None
+        self, store: stores.Store, model: nn.Module, task: InfluenceTask, config: EngineConfig | None = None,
+        record: dict[str, Any] | None = None,
     ):
         self.store = store
+        self.record = dict(record or {})  # added to every run's config (e.g. how ``auto`` chose the strategy)
         self.task = task
         self.config = config or EngineConfig()
         self.model = model.to(self.config.device).eval()
@@ -81,15 +94,19 @@ class InfluenceEngine:
             disable_tqdm=True,
             output_dir=str(self.output_dir),
         )
+        self._loader = DataLoaderKwargs(collate_fn=trim_padding_collate if self.config.pad_per_batch else None)
+        self.analyzer.set_dataloader_kwargs(self._loader)
+        self._norms: dict[tuple[str, str], np.ndarray] = {}
 
     # ------------------------------------------------------------------ factors
     def factors_key(self, train: Samples) -> str:
         """Cache key of the factors: model weights, task and tracked modules, data, arguments."""
         args = asdict(self.config)
-        relevant = {k: args[k] for k in ("strategy", "use_empirical_fisher", "covariance_max_examples", "seed")}
+        relevant = {k: args[k] for k in ("use_empirical_fisher", "covariance_max_examples", "seed", "pad_per_batch")}
+        relevant["strategy"] = factor_strategy(self.config.strategy)  # EK-FAC+CG shares EK-FAC's factors
         task = [type(self.task).__name__, self.task.get_influence_tracked_modules()]
         data_key = [ids_fingerprint(train.ids), data_fingerprint(train.data)]
-        return f"{self.config.strategy}-{digest(self.model_fingerprint, task, data_key, relevant)}"
+        return f"{relevant['strategy']}-{digest(self.model_fingerprint, task, data_key, relevant)}"
 
     def fit_factors(self, train: Samples) -> tuple[str, bool]:
         """Fit (or reuse) the factors on the training samples; returns (factors name, reused?)."""
@@ -100,10 +117,12 @@ class InfluenceEngine:
         tmp_name = f"{name}.tmp"
         shutil.rmtree(self.analyzer.factors_output_dir(tmp_name), ignore_errors=True)
         torch.manual_seed(self.config.seed)
+        n_fit = len(train) if self.config.covariance_max_examples is None else min(len(train), self.config.covariance_max_examples)
+        order = self._by_length(train.data, range(n_fit)) + list(range(n_fit, len(train)))  # same samples fitted
         with _quiet():
             self.analyzer.fit_all_factors(
                 factors_name=tmp_name,
-                dataset=train.data,
+                dataset=train.data if order == list(range(len(train))) else data.Subset(train.data, order),
                 per_device_batch_size=self.config.batch_size,
                 factor_args=self.config.factor_arguments(),
                 overwrite_output_dir=True,
@@ -115,6 +134,26 @@ class InfluenceEngine:
         """The factors fitted (or reused) on the training samples, loaded (for candidate scoring)."""
         name, _ = self.fit_factors(train)
         return self.analyzer.load_all_factors(name)
+
+    def gradient_outliers(self, train: Samples, ratio: float | None = None) -> GradientOutliers:
+        """Training samples whose gradient norm is above ``ratio`` x the median (see :mod:`attribution.outliers`).
+
+        ``ratio`` defaults to the config's ``clip_gradient_ratio``, else 10. The norms are computed
+        once per training set and engine (one forward/backward pass) and kept.
+        """
+        ratio = ratio if ratio is not None else (self.config.clip_gradient_ratio or DEFAULT_OUTLIER_RATIO)
+        key = (ids_fingerprint(train.ids), data_fingerprint(train.data))
+        if key not in self._norms:
+            self._norms[key] = gradient_norms(self.model, self.task, train.data, batch_size=self.config.batch_size,
+                                              device=self.config.device)
+        return find_gradient_outliers(self._norms[key], train.ids, ratio)
+
+    def _clip_scale(self, train: Samples) -> tuple[np.ndarray | None, dict[str, Any]]:
+        """Each training sample's gradient clipping factor (None without clipping) and what to record."""
+        if self.config.clip_gradient_ratio is None:
+            return None, {}
+        found = self.gradient_outliers(train)
+        return found.scale, {"gradient_outliers": found.summary()}
 
     # ------------------------------------------------------------------ pairwise
     def run_id_for(self, kind: str, *parts: Any) -> str:
@@ -153,18 +192,26 @@ class InfluenceEngine:
         factors, _ = self.fit_factors(train)
         run_id = self.run_id_for("attribute", behaviour, *_pair_identity(train, queries),
                                  *(["per_module"] if per_module else []))
+        clip, clipped = self._clip_scale(train)
+        cg = None if run_finished(self.store, run_id) else self._cg_solution(factors, train, queries.data, per_module)
         config = self._run_config(behaviour=behaviour, factors=factors, n_train=len(train),
                                   n_queries=len(queries), train_fingerprint=ids_fingerprint(train.ids),
-                                  query_fingerprint=ids_fingerprint(queries.ids), per_module=per_module)
+                                  query_fingerprint=ids_fingerprint(queries.ids), per_module=per_module, **clipped,
+                                  **({"conjugate_gradient": cg.summary()} if cg is not None else {}))
         qids = np.asarray(queries.ids, dtype=object)
 
         def shard(k: int, lo: int, hi: int) -> pa.Table:
-            parts = self._pairwise_block(factors, queries.data, train.data, list(range(lo, hi)), per_module)
+            if cg is not None:
+                parts = {"all_modules": self._cg_scores(cg, train.data, range(lo, hi))}
+            else:
+                parts = self._pairwise_block(factors, queries.data, train.data, list(range(lo, hi)), per_module)
+            if clip is not None:  # scores are linear in the training gradient
+                parts = {m: v * clip[lo:hi][None, :] for m, v in parts.items()}
             scores = sum(parts.values())  # (Q, n); the only part is "all_modules" unless per_module
             n = hi - lo
             sids = np.repeat(np.asarray(train.ids[lo:hi], dtype=object), len(qids))
             if per_module:  # parts first: the scores shard marks the training shard as done
-                self.store.write_score_parts(run_id, _module_parts_table(behaviour, qids, sids, n, parts), shard=k)
+                self.store.write_score_parts(run_id, module_parts_table(behaviour, qids, sids, n, parts), shard=k)
             return pa.table({
                 "behaviour": pa.array([behaviour] * (n * len(qids)), pa.string()),
                 "query_id": pa.array(np.tile(qids, n), pa.string()),
@@ -186,21 +233,27 @@ class InfluenceEngine:
         damping, batch sizes and device: the values equal :meth:`pairwise_scores` at the
         candidate pairs (the caller decides what to keep).
         """
-        return self._candidate_values(self.load_factors(train), train.data, queries.data, candidates,
-                                      max_query_bytes=max_query_bytes, max_cache_bytes=max_cache_bytes,
-                                      progress=progress)
+        with damping_scale(self.config.damping_scale):
+            return self._candidate_values(self.load_factors(train), train.data, queries.data, candidates,
+                                          clip=self._clip_scale(train)[0], max_query_bytes=max_query_bytes,
+                                          max_cache_bytes=max_cache_bytes, progress=progress)
 
     def _candidate_values(
         self, factors: Factors, train: data.Dataset, queries: data.Dataset,
-        candidates: np.ndarray | Sequence[Sequence[int]], *, max_query_bytes: int = 2**31,
-        max_cache_bytes: int = 2**31, progress: bool = False,
+        candidates: np.ndarray | Sequence[Sequence[int]], *, clip: np.ndarray | None = None,
+        max_query_bytes: int = 2**31, max_cache_bytes: int = 2**31, progress: bool = False,
     ) -> np.ndarray:
         cfg = self.config
-        return candidate_pair_scores(
+        if cfg.strategy == "ekfac_cg":
+            return self._cg_candidate_values(factors, train, queries, candidates, clip)
+        values = candidate_pair_scores(
             self.model, self.task, factors, cfg.strategy, cfg.damping, queries, train, candidates,
             batch_size=cfg.batch_size, query_batch_size=cfg.query_batch_size, max_query_bytes=max_query_bytes,
             max_cache_bytes=max_cache_bytes, device=cfg.device, progress=progress,
         )
+        if clip is not None:
+            values = values * clip[np.asarray(candidates, dtype=np.int64)]
+        return values
 
     def _candidate_pairwise(
         self, behaviour: str, train: Samples, queries: Samples, candidates: np.ndarray,
@@ -218,11 +271,12 @@ class InfluenceEngine:
         factors, _ = self.fit_factors(train)
         cand_fp = array_fingerprint(cand)
         run_id = self.run_id_for("attribute", behaviour, *_pair_identity(train, queries), "candidates", cand_fp)
+        clip, clipped = self._clip_scale(train)
         config = self._run_config(behaviour=behaviour, factors=factors, n_train=len(train),
                                   n_queries=len(queries), train_fingerprint=ids_fingerprint(train.ids),
                                   query_fingerprint=ids_fingerprint(queries.ids),
                                   prefilter={"k": int(cand.shape[1]), "candidates_fingerprint": cand_fp, **prefilter},
-                                  note="scores exist only for each query's candidates")
+                                  note="scores exist only for each query's candidates", **clipped)
         tids, qids = np.asarray(train.ids, dtype=object), np.asarray(queries.ids, dtype=object)
         loaded: list[Factors] = []  # loaded at the first shard computed, not for a finished run
 
@@ -230,7 +284,7 @@ class InfluenceEngine:
             if not loaded:
                 loaded.append(self.analyzer.load_all_factors(factors))
             values = self._candidate_values(loaded[0], train.data, data.Subset(queries.data, range(lo, hi)),
-                                            cand[lo:hi], progress=progress)
+                                            cand[lo:hi], clip=clip, progress=progress)
             q_idx = np.repeat(np.arange(lo, hi), cand.shape[1])
             t_idx = cand[lo:hi].reshape(-1)
             order = np.lexsort((q_idx, t_idx))  # sample-major, like full runs
@@ -251,6 +305,9 @@ class InfluenceEngine:
     ) -> dict[str, np.ndarray]:
         """kronfluence pairwise scores of the queries against ``indices``: module name -> array."""
         name = f"tmp-{digest(factors, indices[0], indices[-1], time.time_ns())}"
+        # per-token scores keep every position: their shape must agree across batches
+        t_order = indices if per_token else self._by_length(train, indices)
+        q_order = list(range(len(queries))) if per_token else self._by_length(queries, range(len(queries)))
         try:
             with _quiet():
                 self.analyzer.compute_pairwise_scores(
@@ -258,13 +315,17 @@ class InfluenceEngine:
                     factors_name=factors,
                     query_dataset=queries,
                     train_dataset=train,
-                    train_indices=indices,
+                    query_indices=q_order,
+                    train_indices=t_order,
+                    dataloader_kwargs=DataLoaderKwargs() if per_token else self._loader,
                     per_device_query_batch_size=self.config.query_batch_size,
                     per_device_train_batch_size=self.config.batch_size,
                     score_args=self.config.score_arguments(per_module=per_module, per_token=per_token),
                     overwrite_output_dir=True,
                 )
-            return {k: v.float().cpu().numpy() for k, v in self.analyzer.load_pairwise_scores(name).items()}
+            back_t, back_q = inverse_permutation(t_order, indices), inverse_permutation(q_order, range(len(queries)))
+            return {k: v.float().cpu().numpy()[back_q][:, back_t]
+                    for k, v in self.analyzer.load_pairwise_scores(name).items()}
         finally:
             shutil.rmtree(self.analyzer.scores_output_dir(name), ignore_errors=True)
 
@@ -284,6 +345,7 @@ class InfluenceEngine:
         if missing:
             raise ValueError(f"{len(missing)} sample ids are not in the training ids, e.g. {missing[0]}")
         indices = [where[s] for s in sample_ids]
+        self._no_cg("per-token scores")
         t0 = time.perf_counter()
         factors, _ = self.fit_factors(train)
         run_id = self.run_id_for("token-scores", behaviour, *_pair_identity(train, queries), ids_fingerprint(sample_ids))
@@ -292,29 +354,7 @@ class InfluenceEngine:
 
         def shard(k: int, lo: int, hi: int) -> pa.Table:  # one shard: every chosen sample
             per_token = self._pairwise_block(factors, queries.data, train.data, indices, per_token=True)["all_modules"]
-            cols: dict[str, list] = {c: [] for c in ("query_id", "sample_id", "position", "token", "score")}
-            for j, i in enumerate(indices):  # per_token: (Q, n, T)
-                item = train.data[i]
-                mask = item["attention_mask"].bool() if "attention_mask" in item else torch.ones_like(item["input_ids"]).bool()
-                positions = torch.nonzero(mask).flatten().tolist()
-                tokens = (tokenizer.convert_ids_to_tokens(item["input_ids"][positions].tolist())
-                          if tokenizer is not None else [None] * len(positions))
-                for q, qid in enumerate(queries.ids):
-                    cols["query_id"] += [qid] * len(positions)
-                    cols["sample_id"] += [sample_ids[j]] * len(positions)
-                    cols["position"] += positions
-                    cols["token"] += tokens
-                    cols["score"] += per_token[q, j, positions].tolist()
-            n = len(cols["score"])
-            return pa.table({
-                "behaviour": pa.array([behaviour] * n, pa.string()),
-                "query_id": pa.array(cols["query_id"], pa.string()),
-                "sample_id": pa.array(cols["sample_id"], pa.string()),
-                "module": pa.array([None] * n, pa.string()),
-                "position": pa.array(cols["position"], pa.int32()),
-                "token": pa.array(cols["token"], pa.string()),
-                "score": pa.array(cols["score"], pa.float32()),
-            })
+            return token_parts_table(behaviour, per_token, train.data, indices, sample_ids, queries.ids, tokenizer)
 
         return self._sharded_run("token-scores", run_id, config, 1, 1, shard, table="score_parts",
                                  dataset=train.dataset, started=t0)
@@ -322,23 +362,30 @@ class InfluenceEngine:
     # ------------------------------------------------------------------ self-influence
     def self_scores(self, train: Samples, *, progress: bool = False) -> ScoreRun:
         """Self-influence of every training sample into ``self_scores`` (method ``self_<strategy>``)."""
+        self._no_cg("self-influence (one conjugate-gradient solve per training sample)")
         t0 = time.perf_counter()
         factors, _ = self.fit_factors(train)
         run_id = self.run_id_for("self-influence", ids_fingerprint(train.ids), data_fingerprint(train.data))
-        config = self._run_config(factors=factors, n_train=len(train), train_fingerprint=ids_fingerprint(train.ids))
+        clip, clipped = self._clip_scale(train)
+        config = self._run_config(factors=factors, n_train=len(train), train_fingerprint=ids_fingerprint(train.ids),
+                                  **clipped)
         method = f"self_{self.config.strategy}"
 
         def shard(k: int, lo: int, hi: int) -> dict[str, Any]:
             name = f"tmp-self-{digest(factors, lo, hi, time.time_ns())}"
+            order = self._by_length(train.data, range(lo, hi))
             try:
                 with _quiet():
                     self.analyzer.compute_self_scores(
                         scores_name=name, factors_name=factors, train_dataset=train.data,
-                        train_indices=list(range(lo, hi)),
+                        train_indices=order,
                         per_device_train_batch_size=self.config.batch_size,
                         score_args=self.config.score_arguments(), overwrite_output_dir=True,
                     )
                 values = self.analyzer.load_self_scores(name)["all_modules"].float().cpu().numpy()
+                values = values[inverse_permutation(order, range(lo, hi))]
+                if clip is not None:  # self-influence is quadratic in the gradient
+                    values = values * clip[lo:hi] ** 2
             finally:
                 shutil.rmtree(self.analyzer.scores_output_dir(name), ignore_errors=True)
             return {"sample_id": list(train.ids[lo:hi]), "method": [method] * (hi - lo), "score": values.astype(np.float32)}
@@ -346,6 +393,17 @@ class InfluenceEngine:
         return self._sharded_run("self-influence", run_id, config, len(train), self.config.shard_size, shard,
                                  "self-influence", table="self_scores", dataset=train.dataset, progress=progress,
                                  started=t0)
+
+    def _no_cg(self, what: str) -> None:
+        if self.config.strategy == "ekfac_cg":
+            raise ValueError(f"{what} are not available with strategy ekfac_cg: use ekfac for them")
+
+    def _by_length(self, dataset: data.Dataset, indices: Sequence[int] | range) -> list[int]:
+        """``indices`` ordered by sample length when batches are trimmed per batch, else as given."""
+        indices = list(indices)
+        if not self.config.pad_per_batch or len(indices) < 2:
+            return indices
+        return length_sorted(indices, sample_lengths(dataset))
 
     # ------------------------------------------------------------------ the sharded run
     def _sharded_run(
@@ -383,7 +441,7 @@ class InfluenceEngine:
             done = self.store.completed_shards(table, run_id)
             todo = [k for k in range(n_shards) if k not in done]
             with _shard_progress(progress and progress_label is not None, progress_label or kind, n_items,
-                                 len(done) * shard_size) as advance:
+                                 len(done) * shard_size) as advance, damping_scale(self.config.damping_scale):
                 for k in todo:
                     lo, hi = k * shard_size, min((k + 1) * shard_size, n_items)
                     write(run_id, compute_shard(k, lo, hi), shard=k)
@@ -394,7 +452,7 @@ class InfluenceEngine:
 
     def _run_config(self, **extra: Any) -> dict[str, Any]:
         return {"engine": asdict(self.config), "tracked_modules": self.task.get_influence_tracked_modules(),
-                "sign": "positive = training on the sample lowered the query loss", **extra}
+                "sign": "positive = training on the sample lowered the query loss", **self.record, **extra}
 
 
 def run_finished(store: stores.Store, run_id: str) -> bool:
@@ -402,43 +460,10 @@ def run_finished(store: stores.Store, run_id: str) -> bool:
     return store.run_finished(run_id)
 
 
-def score_matrix(store: stores.Store, run_id: str, query_ids: Sequence[str], train_ids: Sequence[str]) -> np.ndarray:
-    """A run's pairwise scores as a dense (queries x training samples) array, in the given orders.
-
-    For analysis at small scale (it holds Q x N floats); large runs are meant for SQL.
-    """
-    df = store.read_scores(run_id)
-    qi = {q: i for i, q in enumerate(query_ids)}
-    ti = {t: i for i, t in enumerate(train_ids)}
-    out = np.full((len(query_ids), len(train_ids)), np.nan)
-    out[[qi[q] for q in df["query_id"]], [ti[t] for t in df["sample_id"]]] = df["score"].to_numpy()
-    if np.isnan(out).any():
-        raise stores.StoreError(f"run {run_id} lacks scores for {int(np.isnan(out).sum())} (query, sample) pairs")
-    return out
-
-
 def _pair_identity(train: Samples, queries: Samples) -> list[str]:
     """The training and query samples' part of a run id: their ids' and their data's fingerprints."""
     return [ids_fingerprint(train.ids), ids_fingerprint(queries.ids), data_fingerprint(train.data),
             data_fingerprint(queries.data)]
-
-
-def _module_parts_table(behaviour: str, qids: np.ndarray, sids: np.ndarray, n: int,
-                        parts: dict[str, np.ndarray]) -> pa.Table:
-    """Per-module scores of a shard, sample-major like ``scores``, one row block per module."""
-    rows = n * len(qids)
-    blocks = []
-    for module, values in sorted(parts.items()):
-        blocks.append(pa.table({
-            "behaviour": pa.array([behaviour] * rows, pa.string()),
-            "query_id": pa.array(np.tile(qids, n), pa.string()),
-            "sample_id": pa.array(sids, pa.string()),
-            "module": pa.array([module] * rows, pa.string()),
-            "position": pa.nulls(rows, pa.int32()),
-            "token": pa.nulls(rows, pa.string()),
-            "score": pa.array(values.T.reshape(-1).astype(np.float32)),
-        }))
-    return pa.concat_tables(blocks)
 
 
 @contextlib.contextmanager

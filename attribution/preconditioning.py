@@ -8,7 +8,8 @@ each tracked layer, in kronfluence's (out, in [+ bias column]) layout:
 
 - EK-FAC / K-FAC: rotate into the eigenbasis, ``R = Q_out^T G Q_in``, divide by the damped
   eigenvalues ``Lambda + damping`` and rotate back, ``Q_out R Q_in^T``;
-- diagonal: ``G / (Lambda + damping)``; identity: ``G`` as is.
+- diagonal: ``G / (Lambda + damping)``; identity: ``G`` as is;
+- ekfac_cg: EK-FAC's inverse (the conjugate-gradient refinement is for query gradients only).
 
 The damping is the engine's (None: kronfluence's heuristic, 0.1 x the layer's mean Lambda), so
 the same factors and damping that score training samples also remove them

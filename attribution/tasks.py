@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from kronfluence.task import Task
 from torch import nn
 
-MLP_NAME_HINTS = ("mlp", "ffn", "feed_forward", "feedforward")
+from .architectures import select_modules
 
 
 class InfluenceTask(Task):
@@ -111,12 +111,13 @@ class CausalLMTask(InfluenceTask):
     ``labels`` hold -100 on prompt and padding tokens, so the training loss is the summed NLL of
     the completion tokens only, and the measurement is -log p(completion | prompt).
     ``model`` is any module returning logits (or an object with ``.logits``). Tracked modules
-    default to the Linear layers inside MLP blocks (see :func:`mlp_linear_modules`).
+    default to the Linear layers inside MLP blocks, or a LoRA model's adapters (see
+    :func:`attribution.architectures.tracked_modules`).
     """
 
     def __init__(self, model: nn.Module | None = None, tracked_modules: Sequence[str] | None = None):
         if tracked_modules is None and model is not None:
-            tracked_modules = mlp_linear_modules(model)
+            tracked_modules = select_modules(model).modules
         super().__init__(tracked_modules)
 
     @staticmethod
@@ -176,19 +177,11 @@ class LossMeasurementTask(InfluenceTask):
 def mlp_linear_modules(model: nn.Module) -> list[str]:
     """Names of the ``nn.Linear`` modules inside MLP/feed-forward blocks of a transformer.
 
-    Raises if there are none, naming any transformers ``Conv1D`` layers found (GPT-2): convert
-    them first with :func:`linearize_conv1d`, since kronfluence does not track Conv1D.
+    :func:`attribution.architectures.tracked_modules` with ``scope="mlp"`` (by the model's family,
+    name hints for unknown ones). Raises if there are none, naming any transformers ``Conv1D``
+    layers found (GPT-2): convert them first with :func:`linearize_conv1d`.
     """
-    names = [
-        n.removesuffix(".original_module")  # the same layer once kronfluence has wrapped it
-        for n, m in model.named_modules()
-        if isinstance(m, nn.Linear) and any(h in n.lower() for h in MLP_NAME_HINTS)
-    ]
-    if not names:
-        conv = [n for n, m in model.named_modules() if type(m).__name__ == "Conv1D"]
-        hint = f"; it has Conv1D layers ({', '.join(conv[:3])}...): call linearize_conv1d(model)" if conv else ""
-        raise ValueError(f"no nn.Linear modules inside MLP blocks found in {type(model).__name__}{hint}")
-    return names
+    return select_modules(model, scope="mlp").modules
 
 
 @torch.no_grad()

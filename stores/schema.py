@@ -204,6 +204,15 @@ SHARD_SCHEMAS: dict[str, pa.Schema] = {
             ("reason", pa.string()),
         ]
     ),
+    # A gradient index (curation index build): one row per training sample, its random projection
+    # of the preconditioned gradient (the same length within a run; see stores/vectors.py).
+    "gradient_vectors": pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("sample_id", pa.string()),
+            ("vector", pa.list_(pa.float32())),
+        ]
+    ),
 }
 
 SHARD_TABLES = tuple(SHARD_SCHEMAS)
@@ -218,6 +227,7 @@ _DUCK_TYPES = {
     pa.uint64(): "UBIGINT",
     pa.int32(): "INTEGER",
     pa.bool_(): "BOOLEAN",
+    pa.list_(pa.float32()): "FLOAT[]",
 }
 
 

@@ -1,7 +1,9 @@
 """The ``curation`` command line: one module per command group, each command a thin layer over a library call.
 
 - :mod:`.data`: ingest, export, curate, datasets, runs, tables, check;
-- :mod:`.sql`: sql; :mod:`.attribute`: attribute; :mod:`.unlearning`: expand, unlearn; :mod:`.junk`: junk;
+- :mod:`.sql`: sql; :mod:`.attribute`: attribute; :mod:`.validate`: validate (how much to trust the scores,
+  and what ``--strategy auto`` picks); :mod:`.index`: index build, query (a gradient index, FAISS);
+  :mod:`.unlearning`: expand, unlearn; :mod:`.junk`: junk;
   :mod:`.contamination`: contamination;
   :mod:`.generate`: generate tint;
 - :mod:`.pipelines`: run, demo, report.
@@ -44,7 +46,7 @@ def _main_options(
     """Data-centric curation and attribution: ingest data, query it in SQL, curate it."""
 
 
-from . import data, sql, attribute, unlearning, junk, contamination, pipelines, generate  # noqa: E402,F401,I001  (registers the commands, in help order)
+from . import data, sql, attribute, index, validate, unlearning, junk, contamination, pipelines, generate  # noqa: E402,F401,I001  (registers the commands, in help order)
 
 
 def _loaded_errors() -> tuple[type[Exception], ...]:

@@ -33,8 +33,16 @@ def attribute(
     queries: Annotated[str | None, typer.Option(help="Dataset whose samples are the queries (registers a behaviour); this or --behaviour is required")] = None,
     features: Annotated[str | None, typer.Option(help="Tabular: comma-separated feature fields (default: every numeric one)")] = None,
     label_field: Annotated[str, typer.Option(help="Tabular: the label/target field")] = "label",
-    strategy: Annotated[str, typer.Option(help=ENGINE_HELP["strategy"])] = "ekfac",
-    damping: Annotated[float | None, typer.Option(help=ENGINE_HELP["damping"])] = None,
+    strategy: Annotated[str, typer.Option(help=ENGINE_HELP["strategy"] + ", or auto: the choice of a stored "
+                                               "validation of this model and data (curation validate)")] = "ekfac",
+    damping: Annotated[str, typer.Option(help="heuristic (kronfluence's, 0.1 x mean eigenvalue per layer), a "
+                                              "multiple of it (x10), an absolute value (1e-3), or auto (the "
+                                              "best of a stored validation)")] = "heuristic",
+    auto_budget_s: Annotated[float | None, typer.Option(help="With auto and no stored validation: validate now "
+                                                             "within this many seconds")] = None,
+    clip_gradients: Annotated[float | None, typer.Option(help=ENGINE_HELP["clip_gradient_ratio"])] = None,
+    outlier_check: Annotated[bool, typer.Option(help="Report training samples whose gradient norm is above 10x "
+                                                     "the median (one more pass over the data)")] = True,
     max_length: Annotated[int | None, typer.Option(help="Tokens per sample, at most the model's context (default: the model's context; longer completions are cut)")] = None,
     batch_size: Annotated[int, typer.Option(help=ENGINE_HELP["batch_size"])] = 16,
     shard_size: Annotated[int, typer.Option(help=ENGINE_HELP["shard_size"])] = 1024,
@@ -52,23 +60,31 @@ def attribute(
     from attribution.engine import STRATEGIES
     from curation.steps.attribute import AttributeRequest, run_attribution
 
-    if strategy not in STRATEGIES:
-        raise typer.BadParameter(f"expected one of {', '.join(STRATEGIES)}", param_hint="--strategy")
+    if strategy not in (*STRATEGIES, "auto"):
+        raise typer.BadParameter(f"expected auto or one of {', '.join(STRATEGIES)}", param_hint="--strategy")
+    damping_fields = _damping(damping)
     if behaviour is None and queries is None:
         raise typer.BadParameter("give --behaviour NAME (registered) or --queries DATASET", param_hint="--behaviour")
     req = AttributeRequest(
         train=train, model=model, task=task.value, tokenizer=tokenizer, behaviour=behaviour, queries=queries,
         features=[c.strip() for c in features.split(",")] if features else None, label_field=label_field,
-        strategy=strategy, damping=damping, max_length=max_length, batch_size=batch_size, shard_size=shard_size,
+        strategy=strategy, **damping_fields, auto_budget_s=auto_budget_s, clip_gradients=clip_gradients,
+        outlier_check=outlier_check, max_length=max_length, batch_size=batch_size, shard_size=shard_size,
         low_rank=low_rank, per_module=per_module, explain_top=explain_top, self_influence=self_influence, seed=seed,
     )
     res = run_attribution(open_store(store), req, progress=True)
     length = f", {res.max_length} tokens per sample" if res.max_length else ""
     out.print(
         f"[green]scored[/] {res.n_train:,} samples of {train} x {res.n_queries:,} queries of {res.behaviour} "
-        f"({strategy}{length}): run {res.run_id}, {res.shards_computed}/{res.shards_total} shards computed, "
+        f"({res.strategy}{length}): run {res.run_id}, {res.shards_computed}/{res.shards_total} shards computed, "
         f"{res.seconds:.1f} s"
     )
+    if res.auto:
+        source = f"validation run {res.auto['validation_run']}" if res.auto["validation_run"] else "no validation"
+        out.print(f"[green]auto[/]: {res.auto['strategy']} with damping {res.auto['damping']} "
+                  f"({res.auto['selected_by']}; {source})")
+    if res.outliers:
+        out.print(("[yellow]gradient outliers[/]: " if "have gradient norms" in res.outliers else "  ") + res.outliers)
     if res.token_run_id:
         out.print(f"[green]per-token[/] scores of {res.n_explained} samples: run {res.token_run_id} (table score_parts)")
     if res.self_run_id:
@@ -78,3 +94,25 @@ def attribute(
         f"WHERE run_id = '{res.run_id}' QUALIFY row_number() OVER (PARTITION BY query_id ORDER BY score DESC) <= 5\""
     )
     out.print(f"  report: curation report {res.run_id} --out attribution.html")
+
+
+def _damping(text: str) -> dict:
+    """``--damping`` as AttributeRequest fields: heuristic, xK (a multiple of it), a number, or auto."""
+    t = text.strip().lower()
+    if t in ("heuristic", "none"):
+        return {}
+    if t == "auto":
+        return {"damping_auto": True}
+    try:
+        if t.startswith("x") or t.endswith("x"):
+            scale = float(t.strip("x"))
+            if scale > 0:
+                return {"damping_scale": scale}
+        else:
+            value = float(t)
+            if value > 0:
+                return {"damping": value}
+    except ValueError:
+        pass
+    raise typer.BadParameter(f"{text!r}: expected heuristic, a multiple like x10, a positive number like 1e-3, "
+                             "or auto", param_hint="--damping")

@@ -142,6 +142,10 @@ def build_report(store: stores.Store, run_id: str | None = None, top_k: int = 3,
         from .unlearning import unlearn_section
 
         sections.append(("unlearning", "unlearning: original vs unlearned vs retrained", unlearn_section(store, run_id)))
+    if run["kind"] == "validation":
+        from .validation import validation_section
+
+        sections.append(("validation", "How much to trust these scores", validation_section(store, run_id)))
     if run["kind"] == "pipeline":
         sections.extend(_pipeline_page_sections(store, run, config))
         attribution = _attribution_section(store, config, links or {})

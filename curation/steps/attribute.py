@@ -14,14 +14,15 @@ from typing import Any
 
 import stores
 
-from ..errors import RequestError
+from .model_folder import (
+    AttributeRequestError,
+    check_model_folder,
+    model_context_length,
+    resolve_max_length,
+)
 
 TASKS = ("causal-lm", "classifier", "regression")
 MEASUREMENTS = {"causal-lm": "completion_nll", "classifier": "neg_margin", "regression": "squared_error"}
-
-
-class AttributeRequestError(RequestError):
-    """A request ``curation attribute`` cannot run: names the option at fault and what was expected."""
 
 
 @dataclass
@@ -36,8 +37,13 @@ class AttributeRequest:
     queries: str | None = None
     features: list[str] | None = None
     label_field: str = "label"
-    strategy: str = "ekfac"
+    strategy: str = "ekfac"  # or "auto": the choice of a stored validation (see curation.steps.auto_setting)
     damping: float | None = None
+    damping_scale: float = 1.0
+    damping_auto: bool = False
+    auto_budget_s: float | None = None  # with auto and no stored validation: validate now, in this time
+    clip_gradients: float | None = None  # clip gradients above this multiple of the median norm
+    outlier_check: bool = True  # report samples whose gradient norm dwarfs the median
     max_length: int | None = None
     batch_size: int = 16
     shard_size: int = 1024
@@ -64,48 +70,35 @@ class AttributeResult:
     n_explained: int = 0
     self_run_id: str | None = None
     notes: list[str] = field(default_factory=list)
-
-
-def model_context_length(model: Any) -> int | None:
-    """The longest input (in tokens) a transformers model accepts, from its config; None if unknown."""
-    cfg = getattr(model, "config", None)
-    for name in ("n_positions", "max_position_embeddings", "n_ctx", "seq_length"):
-        value = getattr(cfg, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
-
-
-def resolve_max_length(requested: int | None, context: int | None, model: Path) -> int:
-    """The tokens per sample to use: the request, else the model's context; refuses more than it."""
-    if requested is not None and requested <= 0:
-        raise AttributeRequestError(f"--max-length: expected a positive number of tokens, got {requested}")
-    if context is None:
-        return requested or 256
-    if requested is None:
-        return context
-    if requested > context:
-        raise AttributeRequestError(
-            f"--max-length {requested}: the model at {model} has {context} positions; pass --max-length "
-            f"{context} or less (or leave it out to use {context})")
-    return requested
-
-
-def check_model_folder(model: Path, task: str) -> None:
-    """Fail in one line unless ``model`` is a folder that can hold a model of ``task``."""
-    if not model.exists():
-        raise AttributeRequestError(f"--model {model}: no such folder")
-    if not model.is_dir():
-        raise AttributeRequestError(f"--model {model}: is a file; expected a model folder "
-                                    + ("(save_pretrained)" if task == "causal-lm" else "(MLP.save)"))
-    if not (model / "config.json").is_file():
-        raise AttributeRequestError(f"--model {model}: no config.json; expected a folder written by "
-                                    + ("save_pretrained" if task == "causal-lm" else "MLP.save"))
+    strategy: str = ""
+    auto: dict[str, Any] | None = None
+    outliers: str | None = None
 
 
 def _check_rows(n: int, what: str, name: str) -> None:
     if n == 0:
         raise AttributeRequestError(f"{what} {name!r} has no samples; nothing to attribute")
+
+
+def _resolve_auto(store: stores.Store, req: AttributeRequest, net: Any, train: Any, query_dataset: str) -> Any:
+    """``--strategy auto`` / ``--damping auto``: a stored validation's choice, or one run now within the budget."""
+    from attribution.keys import ids_fingerprint, model_fingerprint
+
+    from .auto_setting import resolve_auto
+    from .validation import ValidateRequest, run_validate
+
+    task = {"causal-lm": "lm"}.get(req.task, req.task)
+    hint = (f"curation validate --train {req.train} --queries {query_dataset} --model {req.model} --task {task}")
+
+    def validate_now(strategies: list[str]) -> None:
+        run_validate(store, ValidateRequest(
+            train=req.train, queries=query_dataset, model=req.model, task=task, tokenizer=req.tokenizer,
+            features=req.features, label_field=req.label_field, max_length=req.max_length, strategies=strategies,
+            budget_s=float(req.auto_budget_s or 0), seed=req.seed))
+
+    return resolve_auto(store, model_fingerprint(net), ids_fingerprint(train.ids), strategy=req.strategy,
+                        damping_auto=req.damping_auto, validate_now=validate_now if req.auto_budget_s else None,
+                        hint=hint)
 
 
 def run_attribution(store: stores.Store, req: AttributeRequest, *, progress: bool = False) -> AttributeResult:
@@ -119,8 +112,8 @@ def run_attribution(store: stores.Store, req: AttributeRequest, *, progress: boo
 
     if req.task not in TASKS:
         raise AttributeRequestError(f"--task {req.task}: expected one of {', '.join(TASKS)}")
-    if req.strategy not in STRATEGIES:
-        raise AttributeRequestError(f"--strategy {req.strategy}: expected one of {', '.join(STRATEGIES)}")
+    if req.strategy not in (*STRATEGIES, "auto"):
+        raise AttributeRequestError(f"--strategy {req.strategy}: expected auto or one of {', '.join(STRATEGIES)}")
     if req.behaviour is None and req.queries is None:
         raise AttributeRequestError("give --behaviour NAME (a registered behaviour) or --queries DATASET")
     if req.explain_top and req.task != "causal-lm":
@@ -166,16 +159,25 @@ def run_attribution(store: stores.Store, req: AttributeRequest, *, progress: boo
         influence_task = RegressionTask() if regression else ClassifierTask()
     _check_rows(len(queries), "query set" if req.queries is None else "query dataset", query_dataset)
 
-    cfg = EngineConfig(strategy=req.strategy, damping=req.damping, batch_size=req.batch_size,
-                       shard_size=req.shard_size, low_rank=req.low_rank, seed=req.seed)
-    engine = InfluenceEngine(store, net, influence_task, cfg)
+    strategy, damping, record = req.strategy, {"damping": req.damping, "damping_scale": req.damping_scale}, {}
+    if req.strategy == "auto" or req.damping_auto:
+        choice = _resolve_auto(store, req, net, train, query_dataset)
+        strategy, damping, record = choice.strategy, choice.engine, {"auto": choice.record()}
+    try:
+        cfg = EngineConfig(strategy=strategy, batch_size=req.batch_size, shard_size=req.shard_size,
+                           low_rank=req.low_rank, seed=req.seed, clip_gradient_ratio=req.clip_gradients, **damping)
+    except ValueError as exc:
+        raise AttributeRequestError(f"--damping / --clip-gradients: {exc}") from exc
+    engine = InfluenceEngine(store, net, influence_task, cfg, record=record)
     res = engine.pairwise_scores(behaviour, train, queries, per_module=req.per_module, progress=progress)
     if req.queries is not None:  # registered only now: a failed run leaves no behaviour behind
         store.add_behaviour(behaviour, req.queries, measurement, query_ids=queries.ids,
                             description=f"{measurement} of {req.queries}", replace=True)
     result = AttributeResult(behaviour=behaviour, run_id=res.run_id, n_train=len(train), n_queries=len(queries),
                              shards_computed=res.shards_computed, shards_total=res.shards_total, seconds=res.seconds,
-                             max_length=max_length)
+                             max_length=max_length, strategy=strategy, auto=record.get("auto"))
+    if req.outlier_check or req.clip_gradients is not None:
+        result.outliers = engine.gradient_outliers(train).describe()
     if req.explain_top:
         tres = top_pusher_token_scores(engine, behaviour, train, queries, res.run_id, req.explain_top, tok,
                                        by="abs")

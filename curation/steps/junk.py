@@ -113,7 +113,7 @@ def reference_perplexity_run(store: stores.Store, dataset: str, model: Path, *, 
     from attribution.data import completion_samples
     from attribution.models import load_causal_lm, load_tokenizer
 
-    from .attribute import check_model_folder, model_context_length, resolve_max_length
+    from .model_folder import check_model_folder, model_context_length, resolve_max_length
 
     check_model_folder(model, "causal-lm")
     net = load_causal_lm(model)

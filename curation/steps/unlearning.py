@@ -31,7 +31,7 @@ import torch
 import stores
 
 from ..errors import RequestError
-from .attribute import check_model_folder, model_context_length, resolve_max_length
+from .model_folder import check_model_folder, model_context_length, resolve_max_length
 
 TASKS = ("causal-lm", "classifier", "regression")
 

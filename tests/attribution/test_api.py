@@ -78,7 +78,7 @@ def test_every_engine_field_has_help() -> None:
 def test_strategies_have_one_home() -> None:
     import attribution.engine as engine
 
-    assert engine.STRATEGIES is STRATEGIES == ("ekfac", "kfac", "diagonal", "identity")
+    assert engine.STRATEGIES is STRATEGIES == ("ekfac", "kfac", "diagonal", "identity", "ekfac_cg")
     check_strategy("kfac")
     with pytest.raises(ValueError, match="unknown strategy 'exact'; expected one of ekfac"):
         EngineConfig(strategy="exact")

@@ -22,7 +22,7 @@ import stores
 from attribution.candidates import candidate_scores
 from attribution.data import Samples
 from attribution.engine import EngineConfig, InfluenceEngine, score_matrix
-from attribution.strategies import STRATEGIES
+from attribution.strategies import KRONFLUENCE_STRATEGIES as STRATEGIES  # ekfac_cg: test_engine_cg
 from attribution.tasks import CausalLMTask, ClassifierTask, linearize_conv1d
 from tests.attribution.conftest import _model_copy
 from tests.attribution.test_causal_lm import PAD, VOCAB, _pairs

@@ -21,7 +21,7 @@ from attribution.data import Samples
 from attribution.engine import EngineConfig, InfluenceEngine, score_matrix
 from attribution.models import MLP
 from attribution.preconditioning import inverse_hessian_products, layer_gradient
-from attribution.strategies import STRATEGIES
+from attribution.strategies import KRONFLUENCE_STRATEGIES as STRATEGIES  # ekfac_cg: test_engine_cg
 from attribution.tasks import ClassifierTask, LossMeasurementTask
 from tests.helpers import fast_gc
 
