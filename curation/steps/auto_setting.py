@@ -45,21 +45,6 @@ class AutoChoice:
                 "selected_by": self.selected_by}
 
 
-def _validations(store: stores.Store, model_fingerprint: str, train_fingerprint: str) -> list[tuple[str, dict]]:
-    import json
-
-    if not store.runs("validation").height:
-        return []
-    df = store.sql("SELECT run_id, config FROM runs WHERE kind = 'validation' AND status = 'finished' "
-                   "AND model_fingerprint = ? ORDER BY created_at DESC", [model_fingerprint])
-    out = []
-    for rid, raw in df.iter_rows():
-        cfg = json.loads(raw) if isinstance(raw, str) else raw
-        if cfg.get("train") == train_fingerprint:
-            out.append((rid, cfg))
-    return out
-
-
 def choose_from_validation(run_id: str, cfg: dict[str, Any], strategy: str | None) -> AutoChoice | None:
     """The setting of validation ``run_id`` (its config ``cfg``): its choice, or the best damping of ``strategy``.
 
@@ -90,10 +75,12 @@ def resolve_auto(store: stores.Store, model_fingerprint: str, train_fingerprint:
     ``validate_now(strategies)`` runs a validation of those strategies when none is stored (None:
     fail with an error that says how to run one; ``hint`` is the command).
     """
+    from .validation import finished_validations
+
     wanted = None if strategy == "auto" else strategy
     if wanted is not None and not damping_auto:
         raise ValueError("resolve_auto: nothing is auto")
-    for rid, cfg in _validations(store, model_fingerprint, train_fingerprint):
+    for rid, cfg in finished_validations(store, model_fingerprint, train_fingerprint):
         choice = choose_from_validation(rid, cfg, wanted)
         if choice is not None:
             return choice
@@ -106,7 +93,7 @@ def resolve_auto(store: stores.Store, model_fingerprint: str, train_fingerprint:
     from .validation_settings import Damping
 
     validate_now(["identity", "diagonal", "kfac", "ekfac", "ekfac_cg"] if wanted is None else [wanted])
-    for rid, cfg in _validations(store, model_fingerprint, train_fingerprint):
+    for rid, cfg in finished_validations(store, model_fingerprint, train_fingerprint):
         choice = choose_from_validation(rid, cfg, wanted)
         if choice is not None:
             return choice

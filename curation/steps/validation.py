@@ -296,20 +296,28 @@ def _read_back(store: stores.Store, run_id: str) -> ValidationResult:
                             seconds=cfg["seconds"])
 
 
+def finished_validations(store: stores.Store, model_fingerprint: str,
+                         train_fingerprint: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """(run id, config) of every finished validation of this model (and training ids), newest first.
+
+    ``train_fingerprint`` is :func:`attribution.keys.ids_fingerprint` of the training ids (None: any).
+    """
+    if not store.runs("validation").height:
+        return []
+    df = store.sql("SELECT run_id, config FROM runs WHERE kind = 'validation' AND status = 'finished' "
+                   "AND model_fingerprint = ? ORDER BY created_at DESC", [model_fingerprint])
+    runs = [(rid, json.loads(raw) if isinstance(raw, str) else raw) for rid, raw in df.iter_rows()]
+    return [(rid, cfg) for rid, cfg in runs if train_fingerprint is None or cfg.get("train") == train_fingerprint]
+
+
 def auto_setting(store: stores.Store, model_fingerprint: str, train_fingerprint: str | None = None) -> dict[str, Any] | None:
     """The setting the newest finished validation of this model (and training ids) chose, or None.
 
-    What ``strategy='auto'`` / ``damping='auto'`` resolve to: ``{"strategy", "damping" (label),
-    "engine" (EngineConfig fields), "run_id"}``. ``train_fingerprint`` is
-    :func:`attribution.keys.ids_fingerprint` of the training ids (None: any).
+    ``{"strategy", "damping" (label), "engine" (EngineConfig fields), "run_id"}``; see
+    :func:`finished_validations` for the arguments.
     """
-    df = store.sql("SELECT run_id, config FROM runs WHERE kind = 'validation' AND status = 'finished' "
-                   "AND model_fingerprint = ? ORDER BY created_at DESC", [model_fingerprint])
-    for rid, raw in df.iter_rows():
-        cfg = json.loads(raw) if isinstance(raw, str) else raw
-        if train_fingerprint is None or cfg.get("train") == train_fingerprint:
-            return {**cfg["chosen"], "run_id": rid}
-    return None
+    found = finished_validations(store, model_fingerprint, train_fingerprint)
+    return {**found[0][1]["chosen"], "run_id": found[0][0]} if found else None
 
 
 # ---------------------------------------------------------------------------------------- from the store
@@ -410,5 +418,5 @@ def builtin_recipe(loaded: Any, settings: dict[str, str]) -> Any:
     return dataclasses.replace(base, **parse_settings(MLPRecipe, settings, "--set"))
 
 
-__all__ = ["ValidateRequest", "ValidationBudgetError", "builtin_recipe", "ValidationPlan", "ValidationResult", "auto_setting",
+__all__ = ["ValidateRequest", "ValidationBudgetError", "builtin_recipe", "ValidationPlan", "ValidationResult", "auto_setting", "finished_validations",
            "plan_for_budget", "run_validate", "validate"]
