@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: check-report install demo test test-all bench bench-ingest bench-sql bench-engine bench-noisy-cot bench-contamination bench-unlearning bench-junk lint format clean
+.PHONY: check-report install demo test test-all bench bench-ingest bench-sql bench-engine bench-lengths bench-validate bench-engine-throughput bench-noisy-cot bench-contamination bench-unlearning bench-junk bench-index lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
 
-bench: bench-ingest bench-sql bench-engine bench-noisy-cot bench-contamination bench-unlearning bench-junk
+bench: bench-ingest bench-sql bench-engine bench-engine-throughput bench-lengths bench-validate bench-noisy-cot bench-contamination bench-unlearning bench-junk bench-index
 
 bench-ingest: $(STAMP)
 	$(BIN)/python bench/ingest_throughput.py
@@ -35,10 +35,20 @@ bench-ingest: $(STAMP)
 bench-sql: $(STAMP)
 	$(BIN)/python bench/sql_scores.py
 
+# LDS on concrete, digits, wine, friedman1 and a small GPT-2 (an estimated 15-17 minutes); throughput apart (about 21)
 bench-engine: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/lds.py
+
+bench-engine-throughput: $(STAMP)
 	$(BIN)/python bench/engine_throughput.py
+
+# issue 15: per-batch padding vs padding to max_length on a long-tailed corpus; validation of a 2,000-sample task in 10 minutes
+bench-lengths: $(STAMP)
+	$(BIN)/python bench/lengths.py
+
+bench-validate: $(STAMP)
+	$(BIN)/python bench/validate_budget.py
 
 bench-noisy-cot: $(STAMP)
 	$(BIN)/python bench/noisy_cot.py
@@ -58,6 +68,10 @@ bench-unlearning: $(STAMP)
 bench-junk: $(STAMP)
 	$(BIN)/python bench/junk_dose.py
 	$(BIN)/python bench/junk_pruning.py
+
+# facts recall per strategy (bergson's test) and the gradient index vs full EK-FAC scoring (issue 15)
+bench-index: $(STAMP)
+	$(BIN)/python bench/index.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
