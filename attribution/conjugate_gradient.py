@@ -3,9 +3,15 @@
 EK-FAC scores use ``x_q = P^-1 g_q``, with ``P = G_ekfac + lambda I`` the per-layer Kronecker
 eigenbasis approximation of the Gauss-Newton matrix (:mod:`attribution.preconditioning`). This
 module solves the system EK-FAC approximates, ``(G + lambda I) x_q = g_q``, by preconditioned
-conjugate gradient (CG) with ``P^-1`` as the preconditioner, starting from the EK-FAC solution:
-with 0 iterations the scores are EK-FAC's, and each iteration moves them toward the exact damped
+conjugate gradient (CG) with ``P^-1`` as the preconditioner, starting from the EK-FAC solution
+rescaled per query (the multiple of ``P^-1 g`` closest to the solution in the system's norm, i.e.
+CG's own first step from zero): with 0 iterations the scores are EK-FAC's up to a positive factor
+per query (same ranking, same LDS), and each iteration moves them toward the exact damped
 Gauss-Newton influence (bergson's EK-FAC+CG: LDS 0.685 vs 0.454 for EK-FAC on GPT-2 WikiText).
+The unscaled EK-FAC start (``start="ekfac"``) can sit far from the solution when EK-FAC
+under-estimates G (relative residuals of 20 to 9,000 measured on small MLPs), which costs CG its
+first steps. Exact damped-GGN influence is not always better than EK-FAC: on small tabular MLPs
+it measured far lower LDS (bench/results/lds.json), so validation, not a default, decides.
 
 - Parameters: the weights and biases of the kronfluence-tracked ``nn.Linear`` layers, each layer
   in kronfluence's (out, in [+ bias column]) layout; vectors are ``{module: (Q, out, in)}``.
@@ -48,7 +54,7 @@ class CGSolution:
     """What :func:`solve` returns: the solutions and how well they solve the damped GGN system.
 
     ``residuals`` is (steps + 1, Q): row k is each query's relative residual
-    ``||g - (G + lambda I) x_k|| / ||g||`` after k CG steps (row 0: the EK-FAC start ``P^-1 g``),
+    ``||g - (G + lambda I) x_k|| / ||g||`` after k CG steps (row 0: the start, by default the rescaled EK-FAC answer),
     from CG's recurrence (equal to the directly computed residual up to float rounding).
     """
 
@@ -119,6 +125,7 @@ class Preconditioner:
 
 
 # ------------------------------------------------------------------------------ the solve
+STARTS = ("scaled", "ekfac", "zero")
 def _dot(a: Vectors, b: Vectors) -> torch.Tensor:
     """Per-vector inner products over all layers, (Q,) float64."""
     return sum((a[k].double() * b[k].double()).flatten(1).sum(1) for k in a)  # type: ignore[return-value]
@@ -131,11 +138,14 @@ def solve(
     *,
     iterations: int = 5,
     tolerance: float = 1e-6,
+    start: str = "scaled",
 ) -> CGSolution:
     """Preconditioned CG for ``(G + lambda I) x = g`` for each of the Q right-hand sides ``rhs``.
 
-    ``lambda`` is each layer's damping (``preconditioner.damping``), ``P^-1`` the preconditioner,
-    ``x_0 = P^-1 g`` (EK-FAC's answer). Each query runs its own CG (its own step sizes) and the
+    ``lambda`` is each layer's damping (``preconditioner.damping``), ``P^-1`` the preconditioner.
+    ``start``: ``"scaled"`` (default) ``x_0 = a P^-1 g`` with ``a = <g, u> / <u, A u>``,
+    ``u = P^-1 g``, ``A = G + lambda I`` (EK-FAC's answer, rescaled to minimise the A-norm error;
+    ``a`` clamped at 0); ``"ekfac"`` ``x_0 = P^-1 g``; ``"zero"`` ``x_0 = 0``. Each query runs its own CG (its own step sizes) and the
     Q products with G are batched into one pass over the data per iteration; a query stops once
     its relative residual ``||g - (G + lambda I) x|| / ||g||`` is at most ``tolerance``. The
     iteration (Saad, Alg. 9.1): ``alpha = <r, z> / <p, A p>``, ``x += alpha p``,
@@ -150,8 +160,17 @@ def solve(
         gv = gauss_newton(v)
         return {k: gv[k] + lam[k] * v[k] for k in v}
 
-    x = preconditioner(rhs)
+    if start not in STARTS:
+        raise ValueError(f"start must be one of {STARTS}, got {start!r}")
+    x = preconditioner(rhs) if start != "zero" else {k: torch.zeros_like(v) for k, v in rhs.items()}
     ax = system(x)
+    if start == "scaled":
+        # the multiple of the EK-FAC answer closest to the solution in (G + lambda) norm
+        scale = (_dot(rhs, x) / _dot(x, ax).clamp_min(torch.finfo(torch.float64).tiny)).clamp_min(0.0)
+        for k in x:
+            s_k = scale.to(x[k].dtype).view(-1, *[1] * (x[k].dim() - 1))
+            x[k] *= s_k
+            ax[k] *= s_k
     r = {k: rhs[k] - ax[k] for k in rhs}
     b_norm = _dot(rhs, rhs).sqrt().clamp_min(torch.finfo(torch.float64).tiny)
     history = [(_dot(r, r).sqrt() / b_norm)]
@@ -196,6 +215,7 @@ def solve_queries(
     max_examples: int | None = None,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    start: str = "scaled",
 ) -> CGSolution:
     """``x_q`` solving ``(G + lambda I) x_q = grad f_q`` for every query, by EK-FAC-preconditioned CG.
 
@@ -219,7 +239,7 @@ def solve_queries(
     for q_lo in range(0, n_queries, query_batch_size):
         rhs = per_sample_gradients(model, measurement,
                                    collate(queries_dataset, range(q_lo, min(q_lo + query_batch_size, n_queries))), device)
-        blocks.append(solve(ggn, pre, rhs, iterations=iterations, tolerance=tolerance))
+        blocks.append(solve(ggn, pre, rhs, iterations=iterations, tolerance=tolerance, start=start))
     if not blocks:
         empty = {name: torch.zeros(0, p.out_features, p.in_features, device=device) for name, p in pre.layers.items()}
         return CGSolution(empty, np.zeros((1, 0)), pre.damping, ggn.n)
@@ -277,14 +297,16 @@ def cg_pairwise_scores(
     max_examples: int | None = None,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    start: str = "scaled",
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """EK-FAC + CG influence scores, (queries x training samples) float32, and what the solve did.
 
     ``score(q, n) = <x_q, grad L(z_n)>`` with ``x_q`` the CG solution of
     ``(G + lambda I) x_q = grad f_q`` (:func:`solve_queries`; ``G`` on ``fit_dataset``, by default
     ``train_dataset``), started from and preconditioned by the fitted ``strategy`` factors with
-    the engine's ``damping``: ``iterations=0`` gives the engine's ``strategy`` pairwise scores (up
-    to float rounding). Positive: training on the sample lowered the query's loss (the engine's
+    the engine's ``damping`` (``start``: see :func:`solve`): ``iterations=0`` gives the engine's
+    ``strategy`` pairwise scores, to float rounding with ``start="ekfac"``, times a positive factor
+    per query with the default ``"scaled"``. Positive: training on the sample lowered the query's loss (the engine's
     sign). The info dict has per-query ``residual_before`` / ``residual_after`` (relative residual
     norms ``||g - (G + lambda I) x|| / ||g||`` of the EK-FAC start and of the result),
     ``residual_history`` (steps + 1, Q), per-layer ``damping``, ``fit_examples``, ``iterations``
@@ -294,7 +316,7 @@ def cg_pairwise_scores(
     sol = solve_queries(model, task, factors, damping, queries_dataset,
                         train_dataset if fit_dataset is None else fit_dataset, iterations, strategy=strategy,
                         tolerance=tolerance, batch_size=batch_size, query_batch_size=query_batch_size,
-                        max_examples=max_examples, seed=seed, device=device)
+                        max_examples=max_examples, seed=seed, device=device, start=start)
     scores = solution_scores(model, task, sol.solutions, train_dataset, batch_size=batch_size, device=device)
     info = {"residual_before": sol.residual_before, "residual_after": sol.residual_after,
             "residual_history": sol.residuals, "damping": sol.damping, "fit_examples": sol.fit_examples,

@@ -79,7 +79,7 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_zero_iterations_equal_engine_ekfac_scores(digits: dict) -> None:
     d = digits
     scores, info = cg_pairwise_scores(d["model"], d["task"], d["factors"], None, d["queries"], d["train"],
-                                      iterations=0, batch_size=100)
+                                      iterations=0, batch_size=100, start="ekfac")
     scale = np.abs(d["full"]).max()
     diff = np.abs(scores - d["full"]).max()
     print(f"digits: 0 iterations vs engine EK-FAC, max |diff| / max |score| = {diff / scale:.2g}; "
@@ -89,7 +89,8 @@ def test_zero_iterations_equal_engine_ekfac_scores(digits: dict) -> None:
     assert info["iterations"] == 0 and np.array_equal(info["residual_before"], info["residual_after"])
     assert info["fit_examples"] == 300 and set(info["damping"]) == {"0", "2"}
     # the two steps the engine would call per shard: solve once, score any training indices
-    sol = solve_queries(d["model"], d["task"], d["factors"], None, d["queries"], d["train"], iterations=0)
+    sol = solve_queries(d["model"], d["task"], d["factors"], None, d["queries"], d["train"], iterations=0,
+                        start="ekfac")
     part = solution_scores(d["model"], d["task"], sol.solutions, d["train"], [7, 3, 250], batch_size=2)
     np.testing.assert_allclose(part, scores[:, [7, 3, 250]], rtol=0, atol=1e-6 * scale)
 
@@ -97,10 +98,12 @@ def test_zero_iterations_equal_engine_ekfac_scores(digits: dict) -> None:
                                      iterations=5, batch_size=100, query_batch_size=5)  # 2 query blocks
     print("digits: residuals per step (queries x steps)\n", np.round(info5["residual_history"].T, 3))
     assert info5["residual_history"].shape == (6, 8)
-    assert (info5["residual_after"] < 0.5 * info5["residual_before"]).all()
+    # far closer than EK-FAC's own answer, and than the rescaled start (per query the 2-norm may rise on a step)
+    assert (info5["residual_after"] < 0.1 * info["residual_before"]).all()
+    assert np.median(info5["residual_after"]) < 0.5 * np.median(info5["residual_before"])
     assert np.isfinite(five).all() and not np.allclose(five, scores)
     # the solve refines EK-FAC's answer, it does not replace it: the scores stay correlated
-    assert np.corrcoef(five.ravel(), scores.ravel())[0, 1] > 0.5
+    assert np.corrcoef(five.ravel(), scores.ravel())[0, 1] > 0.3
 
 
 def test_ggn_normalisation_matches_ekfac_eigenvalues(digits: dict) -> None:
@@ -202,8 +205,15 @@ def test_cg_reaches_the_exact_damped_solve(tiny: dict) -> None:
     exact = torch.linalg.solve(tiny["dense"] + torch.diag(damping), _join(rhs).T).T  # (3, 186)
     ggn = GaussNewton(model, tiny["task"], tiny["train"], batch_size=64)
 
-    start = solve(ggn, pre, rhs, iterations=0)
+    start = solve(ggn, pre, rhs, iterations=0, start="ekfac")
     np.testing.assert_allclose(_join(start.solutions).numpy(), _join(pre(rhs)).numpy())  # x0 = EK-FAC's
+    # the default start: EK-FAC's answer times a positive factor per query, no farther from the solution in A-norm
+    scaled = _join(solve(ggn, pre, rhs, iterations=0).solutions)
+    ratio = (scaled * _join(start.solutions)).sum(1) / _join(start.solutions).square().sum(1)
+    np.testing.assert_allclose(scaled.numpy(), (ratio[:, None] * _join(start.solutions)).numpy(), rtol=1e-5, atol=1e-9)
+    system = tiny["dense"] + torch.diag(damping)
+    a_err = lambda x: torch.einsum("qi,ij,qj->q", x - exact, system, x - exact)  # noqa: E731
+    assert (ratio > 0).all() and (a_err(scaled) <= a_err(_join(start.solutions)) + 1e-12).all()
     sol = solve(ggn, pre, rhs, iterations=60, tolerance=1e-7)
     err = ((_join(sol.solutions) - exact).norm(dim=1) / exact.norm(dim=1)).numpy()
     err0 = ((_join(start.solutions) - exact).norm(dim=1) / exact.norm(dim=1)).numpy()
@@ -227,7 +237,7 @@ def test_tiny_gpt2_causal_lm(tmp_path: Path) -> None:
     task = CausalLMTask(model)
     fit = _fit(tmp_path, model, task, PromptCompletion(_pairs(32)), PromptCompletion(_pairs(4, 1000)), 16)
     args = (fit["model"], task, fit["factors"], None, fit["queries"], fit["train"])
-    zero, _ = cg_pairwise_scores(*args, iterations=0, batch_size=16)
+    zero, _ = cg_pairwise_scores(*args, iterations=0, batch_size=16, start="ekfac")
     scale = np.abs(fit["full"]).max()
     np.testing.assert_allclose(zero, fit["full"], rtol=0, atol=1e-5 * scale)
     scores, info = cg_pairwise_scores(*args, iterations=3, batch_size=16, max_examples=24)
