@@ -56,7 +56,8 @@ from torch import nn
 from torch.utils import data
 
 from .damping import heuristic_damping
-from .gradients import collate, token_factors
+from .gradients import token_factors
+from .lengths import length_sorted, sample_lengths, trim_padding_collate
 from .strategies import check_strategy, factor_strategy
 from .tasks import InfluenceTask
 
@@ -114,6 +115,8 @@ def candidate_scores(
     max_cache_bytes: int = 2**31,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    pad_per_batch: bool = False,
+    query_factors: list[dict[str, tuple[torch.Tensor, torch.Tensor]]] | None = None,
 ) -> np.ndarray:
     """Influence scores of each query's candidate training samples, as a (queries x K) float32 array.
 
@@ -133,6 +136,13 @@ def candidate_scores(
     Training samples' compact factors are kept between such chunks up to ``max_cache_bytes``;
     past it they are recomputed (one more forward/backward pass over the candidates per chunk).
     Scores do not depend on the chunking or the caching (bit for bit).
+
+    ``pad_per_batch`` (the engine's setting): token sequences are batched by length, longest
+    first, and each batch's trailing padding is cut (``attribution.lengths``), so a corpus of
+    short documents does not pay for ``max_length``; the gradients are the same up to float
+    rounding. ``query_factors``: the queries' :func:`measurement_factors` with the same
+    preconditioners and ``query_batch_size``, when the caller has them already (the gradient
+    index projects the same factors), so the queries' gradients are not computed twice.
     """
     check_strategy(strategy)
     if strategy == "ekfac_cg":
@@ -155,20 +165,28 @@ def candidate_scores(
     # unique (query, sample) pairs, sorted by query then sample; training batches are fixed over the
     # sorted union of candidates, so a sample's gradient never depends on the chunking
     union = np.unique(cand)
-    keys, inverse = np.unique(np.arange(n_queries)[:, None] * len(union) + np.searchsorted(union, cand),
+    # the order samples are batched in: by descending length when trimming padding, else by index
+    lengths = sample_lengths(data.Subset(train, union.tolist())) if pad_per_batch else None
+    order = np.asarray(length_sorted(range(len(union)), lengths), dtype=np.int64)
+    rank = np.empty(len(union), dtype=np.int64)
+    rank[order] = np.arange(len(union))
+    batched = union[order]
+    keys, inverse = np.unique(np.arange(n_queries)[:, None] * len(union) + rank[np.searchsorted(union, cand)],
                               return_inverse=True)
     pair_query, pair_pos = keys // len(union), keys % len(union)
-    batches = [union[lo: lo + batch_size] for lo in range(0, len(union), batch_size)]
+    batches = [batched[lo: lo + batch_size] for lo in range(0, len(batched), batch_size)]
+    collate_fn = trim_padding_collate if pad_per_batch else data.default_collate
     per_block = -(-_BLOCK // batch_size)  # forward batches per dot block
     block_size = per_block * batch_size
     blocks = [range(lo, min(lo + per_block, len(batches))) for lo in range(0, len(batches), per_block)]
     values = np.zeros(len(keys), dtype=np.float64)  # summed module by module, tile by tile, in a fixed order
 
     train_loss = lambda batch, m: task.compute_train_loss(batch=batch, model=m, sample=False)  # noqa: E731
-    measurement = lambda batch, m: task.compute_measurement(batch=batch, model=m)  # noqa: E731
-    with torch.no_grad():
-        query_factors = [token_factors(model, measurement, collate(queries, range(lo, min(lo + query_batch_size, n_queries))),
-                                       pre, device) for lo in range(0, n_queries, query_batch_size)]
+    if query_factors is None:
+        query_factors = measurement_factors(model, task, pre, queries, query_batch_size, device, pad_per_batch)
+    elif len(query_factors) != -(-n_queries // query_batch_size) or set(query_factors[0]) != set(pre):
+        raise ValueError(f"query_factors must hold the tracked modules' factors of {n_queries} queries in batches "
+                         f"of {query_batch_size} (measurement_factors with the same query_batch_size)")
     t_query = max(a.shape[1] for f in query_factors for a, _ in f.values())  # fixed: chunking-independent
     cache: dict[int, dict[str, tuple[torch.Tensor, torch.Tensor]]] = {}
     cache_left = max_cache_bytes if len(chunks) > 1 else 0
@@ -193,7 +211,8 @@ def candidate_scores(
                     for b in block:
                         sample_factors = cache.get(b)
                         if sample_factors is None:
-                            sample_factors = token_factors(model, train_loss, collate(train, batches[b]), pre, device)
+                            sample_factors = token_factors(model, train_loss, collate_fn([train[int(i)] for i in batches[b]]),
+                                                                  pre, device)
                             size = _nbytes(sample_factors)
                             if size <= cache_left:
                                 cache[b], cache_left = sample_factors, cache_left - size
@@ -214,6 +233,24 @@ def candidate_scores(
             del p_tiles
     out[:] = values[inverse.reshape(-1)].reshape(n_queries, k)
     return out
+
+
+def measurement_factors(
+    model: nn.Module, task: InfluenceTask, pre: dict[str, Any], queries: data.Dataset, query_batch_size: int,
+    device: str | torch.device = "cpu", pad_per_batch: bool = False,
+) -> list[dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+    """The queries' measurement gradients in compact per-token eigenbasis form, ``query_batch_size`` at a time.
+
+    One dict per batch of queries, in order (module name -> ``(A, X)``, see
+    :func:`attribution.gradients.token_factors`); each batch's trailing padding cut when
+    ``pad_per_batch``. ``pre``: the tracked modules' preconditioners (their eigenvectors).
+    """
+    measurement = lambda batch, m: task.compute_measurement(batch=batch, model=m)  # noqa: E731
+    collate_fn = trim_padding_collate if pad_per_batch else data.default_collate
+    n = len(queries)  # type: ignore[arg-type]
+    with torch.no_grad():
+        return [token_factors(model, measurement, collate_fn([queries[i] for i in range(lo, min(lo + query_batch_size, n))]),
+                              pre, torch.device(device)) for lo in range(0, n, query_batch_size)]
 
 
 def _plan_chunks(sizes: list[tuple[str, int]], n_queries: int, budget: int) -> list[tuple[list[str], int, int]]:
@@ -426,4 +463,4 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[int], None]]:
         yield bar.advance
 
 
-__all__ = ["Factors", "candidate_scores"]
+__all__ = ["Factors", "candidate_scores", "measurement_factors"]

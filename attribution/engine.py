@@ -226,22 +226,26 @@ class InfluenceEngine(EngineCG):
     def candidate_scores(
         self, train: Samples, queries: Samples, candidates: np.ndarray | Sequence[Sequence[int]], *,
         max_query_bytes: int = 2**31, max_cache_bytes: int = 2**31, progress: bool = False,
+        query_factors: list | None = None,
     ) -> np.ndarray:
         """Scores of each query's candidate training samples, (queries x K), not written to the store.
 
         :func:`attribution.candidates.candidate_scores` with this engine's model, task, factors,
         damping, batch sizes and device: the values equal :meth:`pairwise_scores` at the
-        candidate pairs (the caller decides what to keep).
+        candidate pairs (the caller decides what to keep). ``query_factors``: the queries'
+        :func:`~attribution.candidates.measurement_factors` if the caller has them.
         """
         with damping_scale(self.config.damping_scale):
             return self._candidate_values(self.load_factors(train), train.data, queries.data, candidates,
                                           clip=self._clip_scale(train)[0], max_query_bytes=max_query_bytes,
-                                          max_cache_bytes=max_cache_bytes, progress=progress)
+                                          max_cache_bytes=max_cache_bytes, progress=progress,
+                                          query_factors=query_factors)
 
     def _candidate_values(
         self, factors: Factors, train: data.Dataset, queries: data.Dataset,
         candidates: np.ndarray | Sequence[Sequence[int]], *, clip: np.ndarray | None = None,
         max_query_bytes: int = 2**31, max_cache_bytes: int = 2**31, progress: bool = False,
+        query_factors: list | None = None,
     ) -> np.ndarray:
         cfg = self.config
         if cfg.strategy == "ekfac_cg":
@@ -249,7 +253,8 @@ class InfluenceEngine(EngineCG):
         values = candidate_pair_scores(
             self.model, self.task, factors, cfg.strategy, cfg.damping, queries, train, candidates,
             batch_size=cfg.batch_size, query_batch_size=cfg.query_batch_size, max_query_bytes=max_query_bytes,
-            max_cache_bytes=max_cache_bytes, device=cfg.device, progress=progress,
+            max_cache_bytes=max_cache_bytes, device=cfg.device, progress=progress, pad_per_batch=cfg.pad_per_batch,
+            query_factors=query_factors,
         )
         if clip is not None:
             values = values * clip[np.asarray(candidates, dtype=np.int64)]

@@ -27,7 +27,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils import data
 
 from .candidates import _preconditioner, _tracked_linears
-from .gradients import in_batches, to_device, token_factors
+from .gradients import to_device, token_factors
+from .lengths import length_sorted, sample_lengths, trim_padding_collate
 from .tasks import InfluenceTask
 
 Vectors = dict[str, torch.Tensor]  # module name -> (Q, out, in [+ bias column])
@@ -54,6 +55,8 @@ class GaussNewton:
             keep = np.sort(np.random.default_rng(seed).choice(n, max_examples, replace=False))
             dataset = data.Subset(dataset, keep.tolist())
         self.dataset, self.n = dataset, len(dataset)  # type: ignore[arg-type]
+        # sequences batched by length with each batch's trailing padding cut: G v is the same sum
+        self.order = length_sorted(range(self.n), sample_lengths(dataset))
         if self.n == 0:
             raise ValueError("the Gauss-Newton matrix needs at least one sample")
         self.layers = {m.name: m for m in _tracked_linears(model)}
@@ -72,7 +75,8 @@ class GaussNewton:
         # torch.func differentiates inside, nothing else needs a graph; fused attention kernels
         # have no forward-mode derivative, the math one (matmuls and a softmax) has
         with torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
-            for batch in in_batches(self.dataset, self.batch_size):
+            for lo in range(0, self.n, self.batch_size):
+                batch = trim_padding_collate([self.dataset[i] for i in self.order[lo: lo + self.batch_size]])
                 for k, v in self._batch_product(to_device(batch, self.device), tangents).items():
                     total[k] += v
         return {name: g / self.n for name, g in self._from_params(total).items()}

@@ -34,7 +34,7 @@ from stores import vectors as store_vectors
 from stores.progress import StepProgress
 
 from . import vector_search
-from .candidates import _preconditioner, _tracked_linears
+from .candidates import _preconditioner, _tracked_linears, measurement_factors
 from .data import Samples
 from .gradient_projection import PROJECTION_VERSION, ProjectionSpec, Projector
 from .gradients import token_factors
@@ -253,6 +253,23 @@ class GradientIndex:
         return sample_vectors(self.engine, self.projector, queries.data, range(len(queries)), measurement,
                               self.engine.config.query_batch_size)
 
+    def _query_factors(self, queries: Samples) -> list:
+        """The queries' measurement gradients in compact eigenbasis form, in the engine's query batches."""
+        cfg = self.engine.config
+        return measurement_factors(self.engine.model, self.engine.task, self.projector.preconditioners, queries.data,
+                                   cfg.query_batch_size, self.projector.device, cfg.pad_per_batch)
+
+    def _project(self, factors: list, n: int, max_factor_bytes: int = 2**29) -> np.ndarray:
+        """(n x dim) projections of the batches of ``factors`` (in order), a group of at most ``max_factor_bytes``."""
+        out, at, group, held = np.zeros((n, self.projector.dim), dtype=np.float32), 0, [], 0
+        for i, f in enumerate(factors):
+            group.append(f)
+            held += sum(a.numel() * 4 + x.numel() * 4 for a, x in f.values())
+            if held >= max_factor_bytes or i == len(factors) - 1:
+                rows = self.projector.project(group).cpu().numpy()
+                out[at: at + len(rows)], at, group, held = rows, at + len(rows), [], 0
+        return out
+
     def search(
         self, queries: Samples, k: int = 10, *, rescore: bool = True, candidates: int | None = None,
         train: Samples | None = None, most: str = "positive",
@@ -278,7 +295,8 @@ class GradientIndex:
         sign = 1.0 if most == "positive" else -1.0
         seconds: dict[str, float] = {}
         t = time.perf_counter()
-        qv = self.query_vectors(queries)
+        factors = self._query_factors(queries)  # computed once: projected here, re-used by the re-scoring
+        qv = self._project(factors, len(queries))
         seconds["project"] = time.perf_counter() - t
         t = time.perf_counter()
         values, positions = vector_search.search(self.index, sign * qv, fetch)
@@ -287,7 +305,7 @@ class GradientIndex:
         exact = None
         if rescore:
             t = time.perf_counter()
-            exact = self.engine.candidate_scores(train, queries, positions)
+            exact = self.engine.candidate_scores(train, queries, positions, query_factors=factors)
             best = np.argsort(-sign * exact, axis=1, kind="stable")[:, :k]
             positions, approx, exact = (np.take_along_axis(a, best, axis=1) for a in (positions, approx, exact))
             seconds["rescore"] = time.perf_counter() - t

@@ -23,11 +23,15 @@ Part 2, ``index`` (the first seed's model, same run): ``--index-queries`` (1,000
 queries. The exact reference: EK-FAC pairwise scores of them against every training document
 through the engine (kronfluence; ``--query-batch-size`` queries a pass; scores written to the
 store as always), timed: ``full_scoring_s``. The gradient index (:mod:`attribution.gradient_index`,
-per-module projection, flat FAISS inner-product search, exact re-scoring of ``--candidates``
-candidates per query, fixed before anything is measured): its projection (kind and dimension per
-module) is chosen on the validation queries (selection people, another projection seed,
-``--select-seed``): of the ``--projections`` whose validation recall@10 reaches
-``--select-target``, the one whose validation search was fastest (else the best recall). Then,
+per-module projection, flat FAISS inner-product search, exact re-scoring of the top candidates
+per query, fixed before anything is measured): its projection (kind and dimension per module) and
+the number of candidates re-scored per query are chosen on the validation queries (selection
+people, another projection seed, ``--select-seed``): of the ``--projections`` x
+``--candidates-grid`` (20, 50, 100) settings whose validation recall@10 reaches
+``--select-target``, the one whose validation search was fastest (else the best recall);
+``--candidates N`` fixes the number. The search computes each query's gradient once, projects it
+and re-uses it for the re-scoring, whose training gradients are batched by length with the
+padding cut (``pad_per_batch``, as the engine's full scoring does). Then,
 measured on the reported queries, once each:
 ``build_s`` (a fresh build with the chosen projection and the reported seed as its seed; the EK-FAC
 factors are already fitted, as full scoring needs them too: ``fit_factors_s`` is recorded
@@ -195,19 +199,21 @@ def index_part(corpus, model, tok, cfg, store, args, seed: int, fitted_s: float 
         spec = ProjectionSpec(dim=dim, seed=args.select_seed, kind=kind)
         built, b_s, _ = timed(build_index, engine, train_s, spec)
         gi = GradientIndex.open(engine, built.run_id, train_s)
-        res, q_time, _ = timed(gi.search, v_s, K, rescore=True, candidates=args.candidates, train=train_s)
-        approx = gi.search(v_s, K, rescore=False)
-        grid[(kind, dim)] = {"recall_at_10": topk_overlap(_positions(res, len(v_s)), val_top),
-                             "approx_recall_at_10": topk_overlap(_positions(approx, len(v_s)), val_top),
-                             "vector_dim": built.dim, "build_s": b_s, "search_s": q_time}
-    ok = [g for g in args.projections if grid[g]["recall_at_10"] >= args.select_target]
+        approx = topk_overlap(_positions(gi.search(v_s, K, rescore=False), len(v_s)), val_top)
+        for c in args.candidates_grid:
+            res, q_time, _ = timed(gi.search, v_s, K, rescore=True, candidates=c, train=train_s)
+            grid[(kind, dim, c)] = {"recall_at_10": topk_overlap(_positions(res, len(v_s)), val_top),
+                                    "approx_recall_at_10": approx, "vector_dim": built.dim, "build_s": b_s,
+                                    "search_s": q_time}
+    options = list(grid)
+    ok = [g for g in options if grid[g]["recall_at_10"] >= args.select_target]
     chosen = (min(ok, key=lambda g: grid[g]["search_s"]) if ok
-              else max(args.projections, key=lambda g: (grid[g]["recall_at_10"], -grid[g]["search_s"])))
+              else max(options, key=lambda g: (grid[g]["recall_at_10"], -grid[g]["search_s"])))
     selection = {"queries": len(v_s), "projection_seed": args.select_seed, "target": args.select_target,
-                 "rule": "of the --projections whose validation recall@10 (re-scored) reaches --select-target, "
-                         "the fastest validation search; if none does, the highest recall", "exact_scoring_s": val_s,
-                 "grid": {f"{k}:{d}": v for (k, d), v in grid.items()}, "chosen": f"{chosen[0]}:{chosen[1]}",
-                 "target_reached": bool(ok)}
+                 "rule": "of the --projections x --candidates-grid settings whose validation recall@10 (re-scored) "
+                         "reaches --select-target, the fastest validation search; if none does, the highest recall",
+                 "exact_scoring_s": val_s, "grid": {f"{k}:{d}:{c}": v for (k, d, c), v in grid.items()},
+                 "chosen": f"{chosen[0]}:{chosen[1]}", "chosen_candidates": chosen[2], "target_reached": bool(ok)}
 
     # ---- the reported index: fresh build, open, one search of every query, then one-query latency
     spec = ProjectionSpec(dim=chosen[1], seed=seed, kind=chosen[0])
@@ -215,14 +221,14 @@ def index_part(corpus, model, tok, cfg, store, args, seed: int, fitted_s: float 
     if built.shards_computed == 0:
         raise RuntimeError("the reported build was found finished in the store: its time would not be a build")
     gi, open_s, open_cpu = timed(GradientIndex.open, engine, built.run_id, train_s)
-    res, search_s, search_cpu = timed(gi.search, q_s, K, rescore=True, candidates=args.candidates, train=train_s)
+    res, search_s, search_cpu = timed(gi.search, q_s, K, rescore=True, candidates=chosen[2], train=train_s)
     found = _positions(res, len(q_s))
     recall = topk_overlap(found, exact_top)
     approx = gi.search(q_s, K, rescore=False)
     single = []
     for i in range(min(args.latency_queries, len(q_s))):
         t0 = time.perf_counter()
-        gi.search(q_s.subset([i]), K, rescore=True, candidates=args.candidates, train=train_s)
+        gi.search(q_s.subset([i]), K, rescore=True, candidates=chosen[2], train=train_s)
         single.append((time.perf_counter() - t0) * 1000)
     query_total = open_s + search_s
     seconds.update({"full_scoring_s": full_s, "full_scoring_cpu_s": full_cpu, "build_s": build_s,
@@ -286,7 +292,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--projections", default="rademacher:32,rademacher:128,rademacher:512,kronecker:1024,kronecker:4096",
                    help="kind:dim per module of the index projections tried on the validation queries")
     p.add_argument("--select-target", type=float, default=0.95)
-    p.add_argument("--candidates", type=int, default=100, help="index candidates re-scored exactly per query")
+    p.add_argument("--candidates", type=int, default=None,
+                   help="index candidates re-scored exactly per query (default: chosen from --candidates-grid)")
+    p.add_argument("--candidates-grid", default="20,50,100",
+                   help="candidates per query tried at selection (with every projection)")
     p.add_argument("--latency-queries", type=int, default=20, help="one-query searches timed for single_query_ms")
     p.add_argument("--one-pass-reference", action=argparse.BooleanOptionalAction, default=True,
                    help="also time full scoring with every query in one batch (one pass over the documents)")
@@ -309,8 +318,13 @@ def main(argv: list[str] | None = None) -> dict:
     n_query_facts = 5 * (args.people - args.qa_people - args.select_people)
     if n_query_facts < max(args.index_queries, args.facts_queries):
         p.error(f"{n_query_facts} reported query facts < --index-queries / --facts-queries: add people")
-    if args.cg_queries > args.facts_queries or args.candidates < K:
-        p.error("--cg-queries must be at most --facts-queries, --candidates at least 10")
+    try:
+        args.candidates_grid = ([args.candidates] if args.candidates is not None else
+                                sorted({int(c) for c in args.candidates_grid.split(",") if c.strip()}))
+    except ValueError as exc:
+        p.error(f"--candidates-grid: expected integers, e.g. 20,50,100 ({exc})")
+    if args.cg_queries > args.facts_queries or not args.candidates_grid or min(args.candidates_grid) < K:
+        p.error("--cg-queries must be at most --facts-queries, candidates per query at least 10")
     if args.steps < 40:
         p.error("--steps must be at least 40 (train_lm's one-cycle schedule fails below ~20 steps)")
     require_clean_tree(args.allow_dirty)

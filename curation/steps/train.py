@@ -73,7 +73,11 @@ def train_lm(model, data: CompletionDataset, cfg: LMConfig, seed: int, progress:
     gen = torch.Generator().manual_seed(seed)
     task = CausalLMTask(tracked_modules=[])
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=cfg.warmup)
+    if cfg.steps >= 4:  # at least 2 warm-up steps: torch's one-cycle divides by (warm-up steps - 1)
+        pct = min(0.5, max(cfg.warmup, 2.0 / cfg.steps))
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=pct)
+    else:  # too short for a schedule: constant learning rate
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     losses: list[float] = []
     model.train()
     n_steps = cfg.steps if stop is None else stop
