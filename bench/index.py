@@ -27,9 +27,9 @@ per-module projection, flat FAISS inner-product search, exact re-scoring of the 
 per query, fixed before anything is measured): its projection (kind and dimension per module) and
 the number of candidates re-scored per query are chosen on the validation queries (selection
 people, another projection seed, ``--select-seed``): of the ``--projections`` x
-``--candidates-grid`` (20, 50, 100) settings whose validation recall@10 reaches
-``--select-target``, the one whose validation search was fastest (else the best recall);
-``--candidates N`` fixes the number. The search computes each query's gradient once, projects it
+``--candidates-grid`` (0, 20, 50, 100; 0 = the projected inner products' own top-10, no
+re-scoring) settings whose validation recall@10 reaches ``--select-target``, the one whose
+validation search was fastest (else the best recall); ``--candidates N`` fixes the number. The search computes each query's gradient once, projects it
 and re-uses it for the re-scoring, whose training gradients are batched by length with the
 padding cut (``pad_per_batch``, as the engine's full scoring does). Then,
 measured on the reported queries, once each:
@@ -200,8 +200,8 @@ def index_part(corpus, model, tok, cfg, store, args, seed: int, fitted_s: float 
         built, b_s, _ = timed(build_index, engine, train_s, spec)
         gi = GradientIndex.open(engine, built.run_id, train_s)
         approx = topk_overlap(_positions(gi.search(v_s, K, rescore=False), len(v_s)), val_top)
-        for c in args.candidates_grid:
-            res, q_time, _ = timed(gi.search, v_s, K, rescore=True, candidates=c, train=train_s)
+        for c in args.candidates_grid:  # 0: the projected inner products' own top-10, no re-scoring
+            res, q_time, _ = timed(gi.search, v_s, K, rescore=c > 0, candidates=c or None, train=train_s)
             grid[(kind, dim, c)] = {"recall_at_10": topk_overlap(_positions(res, len(v_s)), val_top),
                                     "approx_recall_at_10": approx, "vector_dim": built.dim, "build_s": b_s,
                                     "search_s": q_time}
@@ -221,14 +221,15 @@ def index_part(corpus, model, tok, cfg, store, args, seed: int, fitted_s: float 
     if built.shards_computed == 0:
         raise RuntimeError("the reported build was found finished in the store: its time would not be a build")
     gi, open_s, open_cpu = timed(GradientIndex.open, engine, built.run_id, train_s)
-    res, search_s, search_cpu = timed(gi.search, q_s, K, rescore=True, candidates=chosen[2], train=train_s)
+    res, search_s, search_cpu = timed(gi.search, q_s, K, rescore=chosen[2] > 0, candidates=chosen[2] or None,
+                                      train=train_s)
     found = _positions(res, len(q_s))
     recall = topk_overlap(found, exact_top)
     approx = gi.search(q_s, K, rescore=False)
     single = []
     for i in range(min(args.latency_queries, len(q_s))):
         t0 = time.perf_counter()
-        gi.search(q_s.subset([i]), K, rescore=True, candidates=chosen[2], train=train_s)
+        gi.search(q_s.subset([i]), K, rescore=chosen[2] > 0, candidates=chosen[2] or None, train=train_s)
         single.append((time.perf_counter() - t0) * 1000)
     query_total = open_s + search_s
     seconds.update({"full_scoring_s": full_s, "full_scoring_cpu_s": full_cpu, "build_s": build_s,
@@ -252,6 +253,7 @@ def index_part(corpus, model, tok, cfg, store, args, seed: int, fitted_s: float 
                                     "exact_ekfac": exact_gold},
         "queries": len(q_s), "train_docs": len(train_s), "seed": seed, "projection": chosen[0],
         "dim_per_module": chosen[1], "vector_dim": built.dim, "candidates": res.n_candidates,
+        "rescored": bool(chosen[2] > 0),
         "search": "flat (exact inner product, FAISS)", "speedup_includes": "open + search (project, FAISS, "
         "exact re-scoring); the _with_build variant adds the build; factor fitting is in neither (both need it)",
         "seconds": seconds, "selection": selection,
@@ -294,8 +296,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--select-target", type=float, default=0.95)
     p.add_argument("--candidates", type=int, default=None,
                    help="index candidates re-scored exactly per query (default: chosen from --candidates-grid)")
-    p.add_argument("--candidates-grid", default="20,50,100",
-                   help="candidates per query tried at selection (with every projection)")
+    p.add_argument("--candidates-grid", default="0,20,50,100",
+                   help="candidates per query re-scored, tried at selection with every projection (0: no re-scoring)")
     p.add_argument("--latency-queries", type=int, default=20, help="one-query searches timed for single_query_ms")
     p.add_argument("--one-pass-reference", action=argparse.BooleanOptionalAction, default=True,
                    help="also time full scoring with every query in one batch (one pass over the documents)")
@@ -323,8 +325,8 @@ def main(argv: list[str] | None = None) -> dict:
                                 sorted({int(c) for c in args.candidates_grid.split(",") if c.strip()}))
     except ValueError as exc:
         p.error(f"--candidates-grid: expected integers, e.g. 20,50,100 ({exc})")
-    if args.cg_queries > args.facts_queries or not args.candidates_grid or min(args.candidates_grid) < K:
-        p.error("--cg-queries must be at most --facts-queries, candidates per query at least 10")
+    if args.cg_queries > args.facts_queries or not args.candidates_grid or any(0 < c < K for c in args.candidates_grid):
+        p.error("--cg-queries must be at most --facts-queries, candidates per query 0 (no re-scoring) or at least 10")
     if args.steps < 40:
         p.error("--steps must be at least 40 (train_lm's one-cycle schedule fails below ~20 steps)")
     require_clean_tree(args.allow_dirty)
