@@ -82,17 +82,21 @@ def select(kind: str, grid: list[int], lr: float | None, opts: dict[str, Any], p
             res = validate(store, net, task_for(kind, net), Samples(split.train, ids), Samples(split.queries, qids),
                            recipe=recipe(kind, chosen, split, lr), strategies=opts["auto_strategies"],
                            dampings=opts["auto_dampings"], plan=plan, seed=seed, workers=0,
-                           batch_size=batch_size(kind))
+                           batch_size=batch_size(kind), ensemble=opts.get("ensemble", 1))
         results = {r.label: {"lds": r.lds, "ci_low": r.ci_low, "ci_high": r.ci_high, "seconds": r.seconds}
                    for r in res.results}
         engine = _engine_kwargs(res)
         label = res.chosen[0] if res.chosen[0] == "identity" else f"{res.chosen[0]}@{res.chosen[1]}"
+        label += f"+ens{res.chosen_ensemble}" if res.chosen_ensemble > 1 else ""
         out["auto"] = {"strategy": res.chosen[0], "damping": res.chosen[1], "engine": engine,
+                       "ensemble": res.chosen_ensemble,
                        "selection_lds": results[label]["lds"], "selected_by": res.selected_by,
                        "grid": results, "retrains_computed": res.retrains_computed,
                        "retrains_reused": res.retrains_reused, "validation_run": res.run_id,
                        "rule": "curation.steps.validation.select_setting: highest LDS, settings within 0.01 tied "
-                               "and going to the cheaper strategy, then the heuristic damping"}
+                               "and going to the cheaper strategy, then the heuristic damping; then that setting "
+                               f"averaged over {opts.get('ensemble', 1)} models (the model and others the recipe "
+                               "trains on the whole set) if that adds more than 0.01 LDS"}
         if res.retrains_computed:
             print(f"  warning: validation retrained {res.retrains_computed} models the benchmark had not cached",
                   flush=True)

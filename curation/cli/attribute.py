@@ -81,7 +81,8 @@ def attribute(
     )
     if res.auto:
         source = f"validation run {res.auto['validation_run']}" if res.auto["validation_run"] else "no validation"
-        out.print(f"[green]auto[/]: {res.auto['strategy']} with damping {res.auto['damping']} "
+        ens = f", averaged over {res.auto['ensemble']} models" if res.auto.get("ensemble", 1) > 1 else ""
+        out.print(f"[green]auto[/]: {res.auto['strategy']} with damping {res.auto['damping']}{ens} "
                   f"({res.auto['selected_by']}; {source})")
     if res.outliers:
         out.print(("[yellow]gradient outliers[/]: " if "have gradient norms" in res.outliers else "  ") + res.outliers)

@@ -63,6 +63,9 @@ def validate(
                                                   "takes seconds to start, so they pay off on long budgets")] = 0,
     seed: Annotated[int, typer.Option(help="Seed of subsets, retrainings and factors")] = 0,
     batch_size: Annotated[int, typer.Option(help="Batch size of influence scoring")] = 32,
+    ensemble: Annotated[int, typer.Option(help="Also judge the chosen setting averaged over this many models (the "
+                                                "scored one + ones retrained on the full set with other seeds); "
+                                                "chosen if it adds more than 0.01 LDS")] = 1,
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
     """Measure how well each influence setting predicts retraining on your task, and pick one.
@@ -81,7 +84,8 @@ def validate(
         strategies=_list(strategies), dampings=_list(dampings), budget_s=budget_s, recipe=recipe,
         recipe_settings=_pairs(setting), train_command=train_command, subsets=subsets, seeds=seeds, alpha=alpha,
         max_subsets=max_subsets, max_seeds=max_seeds,
-        topk_queries=topk_queries, topk_fraction=topk_fraction, workers=workers, seed=seed, batch_size=batch_size)
+        topk_queries=topk_queries, topk_fraction=topk_fraction, workers=workers, seed=seed, batch_size=batch_size,
+        ensemble=ensemble)
     res = run_validate(open_store(store), req, progress=True)
     plan = res.plan
     what = (f"{plan.subsets} subsets x {plan.seeds} seed(s) of {plan.alpha:g} of the training set"
@@ -90,13 +94,15 @@ def validate(
               f"{res.retrains_computed} retrainings ({res.retrains_reused} reused), {res.seconds:.1f} s: run {res.run_id}")
     if plan.reason != "given":
         out.print(f"  plan: {plan.reason}")
-    rows = [{"strategy": r.strategy, "damping": "-" if r.strategy == "identity" else r.damping,
+    rows = [{"strategy": r.strategy + (f" x{r.ensemble} models" if r.ensemble > 1 else ""),
+             "damping": "-" if r.strategy == "identity" else r.damping,
              "LDS": _num(r.lds), "95% CI": f"[{_num(r.ci_low)}, {_num(r.ci_high)}]" if r.lds is not None else "-",
              "top-k effect": _num(r.topk_effect, "+.4f"), "sign agreement": _num(r.sign_agreement, ".0%"),
              "scoring s": f"{r.seconds:.2f}"} for r in res.results]
     print_frame(pl.DataFrame(rows), len(rows))
     by = "highest LDS, ties to the cheaper" if res.selected_by == "lds" else "largest top-k removal effect (no LDS)"
-    out.print(f"[bold]chosen:[/] {res.chosen[0]}, damping {res.chosen[1]} ({by})")
+    ens = f", averaged over {res.chosen_ensemble} models" if res.chosen_ensemble > 1 else ""
+    out.print(f"[bold]chosen:[/] {res.chosen[0]}, damping {res.chosen[1]}{ens} ({by})")
     out.print("  LDS: rank correlation between the query loss the scores predict for a subset and the loss after "
               "retraining on it, averaged over queries (1 perfect, 0 chance). Top-k effect: extra loss from removing "
               "each checked query's top-k samples over removing as many random ones (positive = as the scores claim).")

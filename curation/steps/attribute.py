@@ -101,6 +101,26 @@ def _resolve_auto(store: stores.Store, req: AttributeRequest, net: Any, train: A
                         hint=hint)
 
 
+def _ensemble_members(store: stores.Store, req: AttributeRequest, names: list[str]) -> list[Any]:
+    """The validation's ensemble members: its cached weights loaded into fresh copies of ``req.model``."""
+    from safetensors.torch import load_model
+
+    from attribution.models import load_causal_lm, load_mlp
+
+    from .validation_retrain import cached_model_path
+
+    members = []
+    for name in names:
+        path = cached_model_path(store, name)
+        if not path.is_file():
+            raise AttributeRequestError(f"--strategy auto: the validation chose an ensemble, but its model {name} is "
+                                        f"no longer in the store ({path}); run the validation again")
+        net = load_causal_lm(req.model) if req.task == "causal-lm" else load_mlp(req.model)
+        load_model(net, str(path))
+        members.append(net.eval())
+    return members
+
+
 def run_attribution(store: stores.Store, req: AttributeRequest, *, progress: bool = False) -> AttributeResult:
     """Score every training sample of ``req.train`` against the behaviour; resumable.
 
@@ -109,6 +129,7 @@ def run_attribution(store: stores.Store, req: AttributeRequest, *, progress: boo
     self-influence. Returns the run ids and sizes.
     """
     from attribution.engine import STRATEGIES, EngineConfig, InfluenceEngine
+    from attribution.ensemble import ensemble_pairwise_scores
 
     if req.task not in TASKS:
         raise AttributeRequestError(f"--task {req.task}: expected one of {', '.join(TASKS)}")
@@ -160,6 +181,7 @@ def run_attribution(store: stores.Store, req: AttributeRequest, *, progress: boo
     _check_rows(len(queries), "query set" if req.queries is None else "query dataset", query_dataset)
 
     strategy, damping, record = req.strategy, {"damping": req.damping, "damping_scale": req.damping_scale}, {}
+    choice = None
     if req.strategy == "auto" or req.damping_auto:
         choice = _resolve_auto(store, req, net, train, query_dataset)
         strategy, damping, record = choice.strategy, choice.engine, {"auto": choice.record()}
@@ -169,7 +191,16 @@ def run_attribution(store: stores.Store, req: AttributeRequest, *, progress: boo
     except ValueError as exc:
         raise AttributeRequestError(f"--damping / --clip-gradients: {exc}") from exc
     engine = InfluenceEngine(store, net, influence_task, cfg, record=record)
-    res = engine.pairwise_scores(behaviour, train, queries, per_module=req.per_module, progress=progress)
+    ensemble = choice.ensemble if choice is not None else 1
+    if ensemble > 1:  # the validation found the scores averaged over more models better
+        if req.per_module:
+            raise AttributeRequestError("--per-module: the validation chose an ensemble, whose scores are averaged "
+                                        "over models; give a fixed --strategy for per-module scores")
+        members = [net] + _ensemble_members(store, req, choice.ensemble_models)
+        res = ensemble_pairwise_scores(store, members, lambda _m: influence_task, cfg, behaviour, train, queries,
+                                          progress=progress, record=record)
+    else:
+        res = engine.pairwise_scores(behaviour, train, queries, per_module=req.per_module, progress=progress)
     if req.queries is not None:  # registered only now: a failed run leaves no behaviour behind
         store.add_behaviour(behaviour, req.queries, measurement, query_ids=queries.ids,
                             description=f"{measurement} of {req.queries}", replace=True)

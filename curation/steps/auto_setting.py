@@ -4,7 +4,8 @@ A validation run (:mod:`curation.steps.validation`) measures every strategy x da
 on the user's own model and training set and records its results. ``auto`` reads the newest
 finished validation of the same model (weights fingerprint) and training ids:
 
-- ``strategy=auto`` (with or without ``damping=auto``): the validation's choice, strategy and damping;
+- ``strategy=auto`` (with or without ``damping=auto``): the validation's choice, strategy and damping,
+  and the ensemble when the validation found averaging over more models better (``--ensemble``);
 - a fixed strategy with ``damping=auto``: the best damping of that strategy among the results
   (same rule as :func:`~curation.steps.validation_settings.select_setting`).
 
@@ -17,7 +18,7 @@ validation run it came from are recorded in the attribution run's config.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import stores
@@ -38,11 +39,13 @@ class AutoChoice:
     damping_label: str
     validation_run: str
     selected_by: str
+    ensemble: int = 1  # > 1: average the scores of the model and the validation's ensemble_models
+    ensemble_models: list[str] = field(default_factory=list)  # weight files in the validation's retraining cache
 
     def record(self) -> dict[str, Any]:
         """What the attribution run's config keeps about the choice."""
         return {"strategy": self.strategy, "damping": self.damping_label, "validation_run": self.validation_run,
-                "selected_by": self.selected_by}
+                "selected_by": self.selected_by, **({"ensemble": self.ensemble} if self.ensemble > 1 else {})}
 
 
 def choose_from_validation(run_id: str, cfg: dict[str, Any], strategy: str | None) -> AutoChoice | None:
@@ -55,7 +58,8 @@ def choose_from_validation(run_id: str, cfg: dict[str, Any], strategy: str | Non
     if strategy is None:
         chosen = cfg["chosen"]
         return AutoChoice(chosen["strategy"], dict(chosen["engine"]), chosen["damping"], run_id,
-                          cfg.get("selected_by", "validation"))
+                          cfg.get("selected_by", "validation"), int(chosen.get("ensemble", 1)),
+                          list(chosen.get("ensemble_models", [])))
     results = [SettingResult(**r) for r in cfg["results"] if r["strategy"] == strategy]
     if not results:
         return None

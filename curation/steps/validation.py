@@ -22,6 +22,7 @@ predict).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -33,11 +34,13 @@ from typing import Any
 import numpy as np
 
 import stores
+from attribution.ensemble import ensemble_matrix
 from stores.atomic import atomic_write_text
 from stores.progress import StepProgress
 
 from .validation_retrain import Retrainer, TrainingCommand, draw_masks, retrain_seed
 from .validation_settings import (
+    ENSEMBLE_MARGIN,
     SettingResult,
     ValidationRequestError,
     lds_with_ci,
@@ -170,6 +173,7 @@ class ValidationResult:
     measured: np.ndarray | None = None
     scores: dict[str, np.ndarray] = field(default_factory=dict)
     per_query: dict[str, np.ndarray] = field(default_factory=dict)
+    chosen_ensemble: int = 1  # models the chosen setting averages (1: the scored model alone)
 
 
 def validate(store: stores.Store, model: Any, task: Any, train: Any, queries: Any, *, recipe: Any = None,
@@ -177,7 +181,7 @@ def validate(store: stores.Store, model: Any, task: Any, train: Any, queries: An
              dampings: Sequence[str] = ("auto",), budget_s: float = 600.0, plan: ValidationPlan | None = None,
              alpha: float = 0.5, seed: int = 0, workers: int = 0, topk_queries: int = 8, topk_fraction: float = 0.02,
              min_subsets: int = 20, max_subsets: int = 100, max_seeds: int = 5, n_boot: int = 1000, resample: str = "queries",
-             batch_size: int = 32, device: str = "cpu", progress: bool = False,
+             batch_size: int = 32, device: str = "cpu", progress: bool = False, ensemble: int = 1,
              on_retrain: Callable[[int], None] | None = None) -> ValidationResult:
     """Validate every setting of the grid on ``train``/``queries`` (module doc) and write a ``validation`` run.
 
@@ -187,7 +191,15 @@ def validate(store: stores.Store, model: Any, task: Any, train: Any, queries: An
     ``plan`` fixes the retrainings; without it they are planned to fit ``budget_s`` seconds of
     wall time (:func:`plan_for_budget`). ``on_retrain(n)`` is called after each fresh retraining.
     A finished validation with the same inputs is returned from the store as it is.
+
+    ``ensemble`` K > 1 (needs LDS): the chosen setting is also scored as an ensemble, its scores
+    averaged over the model and K - 1 models the recipe or command trains on the whole training
+    set with other seeds (:meth:`Retrainer.full_models`, :mod:`attribution.ensemble`); the
+    ensemble is chosen (``chosen["ensemble"]``) when its LDS beats the single model's by more
+    than :data:`ENSEMBLE_MARGIN`.
     """
+    if ensemble < 1:
+        raise ValidationRequestError(f"--ensemble {ensemble}: give the number of models to average (1: none)")
     from attribution.keys import data_fingerprint, digest, ids_fingerprint, model_fingerprint
 
     t0 = time.perf_counter()
@@ -202,12 +214,18 @@ def validate(store: stores.Store, model: Any, task: Any, train: Any, queries: An
                 "task": type(task).__name__, "trainer": retrainer.config()}
     request = {"grid": [s.label for s in grid], "plan": asdict(plan) if plan else None, "budget_s": budget_s,
                "alpha": alpha, "seed": seed, "topk_queries": topk_queries, "topk_fraction": topk_fraction, "min_subsets": min_subsets,
-               "max_subsets": max_subsets, "n_boot": n_boot, "resample": resample}
+               "max_subsets": max_subsets, "n_boot": n_boot, "resample": resample,
+               **({"ensemble": ensemble} if ensemble > 1 else {})}
     key = digest(identity, request)
     run_id = f"validation-{key}"
     if store.run_finished(run_id):
         return _read_back(store, run_id)
 
+    # an ensemble's members load their cached weights into copies of the model as it came (unprepared)
+    skeleton = None
+    if ensemble > 1 and command is not None:
+        pristine = copy.deepcopy(model)
+        skeleton = lambda _seed: copy.deepcopy(pristine)  # noqa: E731
     scores, seconds = {}, {}
     for s in grid:  # 1. scores of every setting (factors fitted once per strategy, cached in the store)
         ts = time.perf_counter()
@@ -266,6 +284,22 @@ def validate(store: stores.Store, model: Any, task: Any, train: Any, queries: An
             r.topk_effect, r.sign_agreement, r.topk_removed = eff["topk_effect"], eff["sign_agreement"], eff["topk_removed"]
         results.append(r)
     chosen = select_setting(results)
+    chosen_ensemble, member_files = 1, []
+    if ensemble > 1 and measured is not None:  # the chosen setting as an ensemble (module doc)
+        single = next(r for r in results if (r.strategy, r.damping) == chosen)
+        setting = next(s for s in grid if (s.strategy, s.damping.label) == chosen)
+        ts = time.perf_counter()
+        members = retrainer.full_models(ensemble - 1, seed, skeleton)
+        combined = ensemble_matrix([scores[setting.label]] + [
+            setting_scores(store, m, task, train, queries, setting, batch_size=batch_size, seed=seed, device=device)
+            for m, _ in members])
+        fig = lds_with_ci(combined, masks, measured, n_boot=n_boot, seed=plan.seed, resample=resample)
+        r = SettingResult(setting.strategy, setting.damping.label, fig["lds"], fig["ci_low"], fig["ci_high"],
+                          seconds=single.seconds + time.perf_counter() - ts, n_defined=fig["n_defined"], ensemble=ensemble)
+        results.append(r)
+        scores[r.label], per_query[r.label] = combined, fig["per_query"]
+        if r.lds is not None and single.lds is not None and r.lds > single.lds + ENSEMBLE_MARGIN:
+            chosen_ensemble, member_files = ensemble, [p.name for _, p in members]
     selected_by = "lds" if plan.subsets else "topk_proxy"
     damping = next(s.damping for s in grid if s.strategy == chosen[0] and s.damping.label == chosen[1])
     config = {
@@ -273,7 +307,8 @@ def validate(store: stores.Store, model: Any, task: Any, train: Any, queries: An
         "topk": {"k": k, "queries": [queries.ids[i] for i in group], "random_removal_size": size,
                  "seed": removal_seed} if checked else None,
         "results": [r.as_dict() for r in results],
-        "chosen": {"strategy": chosen[0], "damping": chosen[1], "engine": damping.engine_kwargs()},
+        "chosen": {"strategy": chosen[0], "damping": chosen[1], "engine": damping.engine_kwargs(),
+                   "ensemble": chosen_ensemble, "ensemble_models": member_files},
         "selected_by": selected_by,
         "ci": f"{int(100 * 0.95)}% percentile bootstrap over {resample} ({n_boot} replicates)",
         "sign": "positive score = training on the sample lowered the query loss",
@@ -284,7 +319,7 @@ def validate(store: stores.Store, model: Any, task: Any, train: Any, queries: An
                    model_fingerprint=fingerprint, run_id=run_id):
         pass
     return ValidationResult(run_id, plan, results, chosen, selected_by, retrainer.computed, unique - retrainer.computed,
-                            time.perf_counter() - t0, masks, measured, scores, per_query)
+                            time.perf_counter() - t0, masks, measured, scores, per_query, chosen_ensemble)
 
 
 def _read_back(store: stores.Store, run_id: str) -> ValidationResult:
@@ -293,7 +328,7 @@ def _read_back(store: stores.Store, run_id: str) -> ValidationResult:
     results = [SettingResult(**r) for r in cfg["results"]]
     return ValidationResult(run_id, ValidationPlan(**cfg["plan"]), results,
                             (cfg["chosen"]["strategy"], cfg["chosen"]["damping"]), cfg["selected_by"],
-                            seconds=cfg["seconds"])
+                            seconds=cfg["seconds"], chosen_ensemble=cfg["chosen"].get("ensemble", 1))
 
 
 def finished_validations(store: stores.Store, model_fingerprint: str,
@@ -349,6 +384,7 @@ class ValidateRequest:
     workers: int = 0
     seed: int = 0
     batch_size: int = 32
+    ensemble: int = 1  # > 1: also judge the chosen setting averaged over this many models
 
 
 TASK_NAMES = {"classifier": "classifier", "regression": "regression", "lm": "causal-lm", "causal-lm": "causal-lm"}
@@ -392,7 +428,7 @@ def run_validate(store: stores.Store, req: ValidateRequest, *, progress: bool = 
                     strategies=req.strategies, dampings=req.dampings, budget_s=req.budget_s, plan=plan,
                     alpha=req.alpha, seed=req.seed, workers=req.workers, topk_queries=req.topk_queries,
                     topk_fraction=req.topk_fraction, max_subsets=req.max_subsets, max_seeds=req.max_seeds,
-                    batch_size=req.batch_size, progress=progress)
+                    batch_size=req.batch_size, progress=progress, ensemble=req.ensemble)
 
 
 def builtin_recipe(loaded: Any, settings: dict[str, str]) -> Any:

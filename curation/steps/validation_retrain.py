@@ -49,7 +49,7 @@ import stores
 from attribution.data import Samples
 from attribution.gradients import collate
 from attribution.keys import array_fingerprint, data_fingerprint, digest, ids_fingerprint
-from stores.atomic import atomic_write_text
+from stores.atomic import atomic_path, atomic_write_text
 
 from ..errors import RequestError
 from .validation_settings import ValidationRequestError
@@ -187,6 +187,11 @@ def _worker_job(members: np.ndarray, seed: int) -> tuple[list[float], float]:
     return _train_and_measure(w["trainer"], w["task"], w["train"], w["queries"], members, seed)
 
 
+def cached_model_path(store: stores.Store, name: str) -> Path:
+    """Where :meth:`Retrainer.full_models` keeps the weights file ``name`` (as a validation run records it)."""
+    return store.artifact_dir("validation") / "retrains" / Path(name).name
+
+
 class Retrainer:
     """Retrains on subsets of the training samples and measures the queries; every retraining is cached.
 
@@ -282,6 +287,39 @@ class Retrainer:
                                                   members, seed))
         return [records[self.key(np.sort(np.asarray(m, dtype=np.int64)), s)] for m, s in jobs]
 
+    def full_models(self, count: int, seed: int,
+                    skeleton: Callable[[int], nn.Module] | None = None) -> list[tuple[nn.Module, Path]]:
+        """``count`` models trained on every training sample, with seeds of their own (an ensemble's members).
+
+        Seeds derive from ``seed`` (``retrain_seed(seed, 4, j)``), never the scored model's. Each
+        model's weights are cached in the store as safetensors (returned with the model: whoever
+        scores the ensemble later loads them into a model of the same architecture) and a rerun
+        loads them into ``skeleton(seed)`` (default: the recipe's fresh model; a training command
+        needs ``skeleton``, else it trains again). Returned in eval mode.
+        """
+        from safetensors.torch import load_model, save_model
+
+        everyone = np.arange(len(self.train))
+        make = skeleton if skeleton is not None else (
+            None if isinstance(self.trainer, TrainingCommand) else self.trainer.fresh)
+        out = []
+        for j in range(count):
+            s = retrain_seed(seed, 4, j)
+            path = self.cache_dir / f"model-{self.key(everyone, s)}.safetensors"
+            if path.is_file() and make is not None:
+                model = make(s)
+                load_model(model, str(path))
+            else:
+                if isinstance(self.trainer, TrainingCommand):
+                    with tempfile.TemporaryDirectory(prefix="curation-ensemble-") as tmp:
+                        model = self.trainer.train(list(self.train.ids), s, Path(tmp))
+                else:
+                    model = self.trainer.fit(self.trainer.fresh(s), self.train.data, s)
+                with atomic_path(path) as tmp_path:
+                    save_model(model, str(tmp_path))
+            out.append((model.eval(), path))
+        return out
+
     def _job(self, members: np.ndarray, seed: int) -> tuple:
         if isinstance(self.trainer, TrainingCommand):
             return (_train_and_measure, self.trainer, self.task, self.train, self.queries.data, members, seed)
@@ -304,5 +342,5 @@ class Retrainer:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-__all__ = ["Retrainer", "RetrainError", "RetrainRecord", "TrainingCommand", "draw_mask", "draw_masks",
+__all__ = ["Retrainer", "cached_model_path", "RetrainError", "RetrainRecord", "TrainingCommand", "draw_mask", "draw_masks",
            "query_measurements", "retrain_seed"]

@@ -245,11 +245,13 @@ class SettingResult:
     seconds: float = 0.0
     n_defined: int | None = None
     topk_removed: int | None = None
+    ensemble: int = 1  # models whose scores are averaged (1: the scored model alone)
 
     @property
     def label(self) -> str:
-        """The setting's name (as :attr:`Setting.label`)."""
-        return self.strategy if self.strategy == "identity" else f"{self.strategy}@{self.damping}"
+        """The setting's name (as :attr:`Setting.label`), ``+ensK`` for an ensemble of K models."""
+        base = self.strategy if self.strategy == "identity" else f"{self.strategy}@{self.damping}"
+        return base if self.ensemble == 1 else f"{base}+ens{self.ensemble}"
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (NaN as None), as recorded in the validation run's config."""
@@ -258,6 +260,10 @@ class SettingResult:
 
 def _cost(r: SettingResult) -> tuple[int, int]:
     return STRATEGY_COST.get(r.strategy, len(STRATEGY_COST)), 0 if r.damping == "heuristic" else 1
+
+
+#: How much LDS an ensemble must add over its single model to be chosen (it costs K times the scoring).
+ENSEMBLE_MARGIN = 0.01
 
 
 def select_setting(results: Sequence[SettingResult], *, tolerance: float = 0.01) -> tuple[str, str]:
@@ -280,6 +286,7 @@ def select_setting(results: Sequence[SettingResult], *, tolerance: float = 0.01)
     def finite(x: float | None) -> bool:
         return x is not None and not math.isnan(x)
 
+    results = [r for r in results if r.ensemble == 1]  # an ensemble is judged against its single-model setting
     by_lds = [r for r in results if finite(r.lds)]
     if by_lds:
         pool, key, tol = by_lds, (lambda r: r.lds), tolerance
@@ -296,7 +303,7 @@ def select_setting(results: Sequence[SettingResult], *, tolerance: float = 0.01)
 
 
 __all__ = [
-    "CANDIDATE_STRATEGIES", "DEFAULT_DAMPINGS", "STRATEGY_COST", "Damping", "Setting", "SettingResult",
+    "CANDIDATE_STRATEGIES", "DEFAULT_DAMPINGS", "ENSEMBLE_MARGIN", "STRATEGY_COST", "Damping", "Setting", "SettingResult",
     "ValidationRequestError", "bootstrap_ci", "lds_with_ci", "parse_dampings",
     "removal_effects", "select_setting", "setting_scores", "settings_grid", "top_k_union",
 ]
