@@ -51,22 +51,30 @@ def validation_section(store: stores.Store, run_id: str) -> str:
                  + f" {cfg.get('retrains', {}).get('total', 0):,} retrainings, "
                  f"{cfg.get('seconds', 0.0):.1f} s in all.</p>")
     rows = []
+    def is_the_choice(r: dict) -> bool:
+        return (r.get("strategy") == chosen.get("strategy") and r.get("damping") == chosen.get("damping")
+                and r.get("ensemble", 1) == chosen.get("ensemble", 1))
+
     for r in results:
-        is_chosen = r.get("strategy") == chosen.get("strategy") and r.get("damping") == chosen.get("damping")
+        is_chosen = is_the_choice(r)
         ci = f"[{num(r.get('ci_low'))}, {num(r.get('ci_high'))}]" if not missing(r.get("lds")) else "-"
         effect = "-" if missing(r.get("topk_effect")) else f"{r['topk_effect']:+.4f}"
-        cells = [esc(r.get("strategy")), "-" if r.get("strategy") == "identity" else esc(r.get("damping")),
+        models = r.get("ensemble", 1)
+        cells = [esc(r.get("strategy")) + (f" x {models} models" if models > 1 else ""),
+                 "-" if r.get("strategy") == "identity" else esc(r.get("damping")),
                  num(r.get("lds")), ci, effect, pct(r.get("sign_agreement"), 0), f"{r.get('seconds', 0.0):.2f}"]
         style = " style='font-weight:bold;background:#eefbe9'" if is_chosen else ""
         rows.append(f"<tr{style}>" + "".join(f"<td class='{'num' if i >= 2 else ''}'>{c}</td>"
                                             for i, c in enumerate(cells)) + "</tr>")
     table = ("<table><tr><th>strategy</th><th>damping</th><th>LDS</th><th>95% CI</th><th>top-k effect</th>"
              f"<th>sign agreement</th><th>scoring s</th></tr>{''.join(rows)}</table>")
-    best = next((r for r in results if r.get("strategy") == chosen.get("strategy")
-                 and r.get("damping") == chosen.get("damping")), {})
+    best = next((r for r in results if is_the_choice(r)), {})
     by = ("the highest LDS (settings within 0.01 count as tied; ties go to the cheaper)"
           if cfg.get("selected_by") == "lds" else "the largest top-k removal effect (no LDS fitted the budget)")
-    choice = (f"<p><b>Chosen: {esc(chosen.get('strategy'))}, damping {esc(chosen.get('damping'))}</b>, by {esc(by)}. "
+    ens = chosen.get("ensemble", 1)
+    averaged = f", averaged over {ens} models" if ens > 1 else ""
+    choice = (f"<p><b>Chosen: {esc(chosen.get('strategy'))}, damping {esc(chosen.get('damping'))}{averaged}</b>, "
+              f"by {esc(by)}. "
               f"{esc(trust_verdict(best.get('lds'), best.get('ci_low'), best.get('ci_high')))}</p>")
     k = (f" k = {topk['k']} samples per checked query ({len(topk.get('queries') or [])} queries; their union is "
          f"removed in one retraining, against {plan.get('random_removals', 0)} random removals of "

@@ -107,6 +107,11 @@ def test_attribute_auto_applies_an_ensemble_choice(digits, tmp_path, monkeypatch
                               "--strategies", "identity,ekfac", "--dampings", "heuristic", "--ensemble", "3"])
     assert res.exit_code == 0, res.output + repr(res.exception)
     assert "x3 models" in res.output and "averaged over 3 models" in res.output
+    validation_run = stores.open(st).runs("validation")["run_id"][0]
+    rep = runner.invoke(app, ["report", validation_run, "--out", str(tmp_path / "v.html"), "--store", st])
+    assert rep.exit_code == 0, rep.output
+    html = (tmp_path / "v.html").read_text()
+    assert "x 3 models" in html and "averaged over 3 models</b>" in html
     res = runner.invoke(app, ["attribute", *common, "--task", "classifier", "--strategy", "auto", "--no-outlier-check"])
     assert res.exit_code == 0, res.output + repr(res.exception)
     assert "averaged over 3 models" in res.output
