@@ -248,10 +248,7 @@ class GradientIndex:
 
     def query_vectors(self, queries: Samples) -> np.ndarray:
         """The queries' projected preconditioned measurement gradients, (queries x dim) float32."""
-        task = self.engine.task
-        measurement = lambda batch, m: task.compute_measurement(batch=batch, model=m)  # noqa: E731
-        return sample_vectors(self.engine, self.projector, queries.data, range(len(queries)), measurement,
-                              self.engine.config.query_batch_size)
+        return self._project(self._query_factors(queries), len(queries))
 
     def _query_factors(self, queries: Samples) -> list:
         """The queries' measurement gradients in compact eigenbasis form, in the engine's query batches."""

@@ -293,8 +293,12 @@ def _convert(hint: Any, raw: str, where: str) -> Any:
     raise UnlearnRequestError(f"{where}: expected {names}")
 
 
-def make_recipe(loaded: LoadedModel, options: dict[str, str], progress: bool = False):
-    """The built-in training recipe for the loaded model kind, with ``options`` overriding its defaults."""
+def make_recipe(loaded: LoadedModel, options: dict[str, str], progress: bool = False, option: str = "--recipe"):
+    """The built-in training recipe for the loaded model kind, with ``options`` overriding its defaults.
+
+    None for a causal LM other than GPT-2 (no built-in recipe). ``option`` names the command-line
+    option the settings came from, in errors.
+    """
     from curation.actions.recipes import LMRecipe, MLPRecipe
 
     if loaded.kind == "causal-lm":
@@ -304,11 +308,11 @@ def make_recipe(loaded: LoadedModel, options: dict[str, str], progress: bool = F
         if getattr(cfg, "model_type", "") != "gpt2":
             return None  # no built-in recipe: retraining methods will say so
         base = LMConfig(n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head, max_length=loaded.max_length)
-        lm = dataclasses.replace(base, **parse_settings(LMConfig, options, "--recipe"))
+        lm = dataclasses.replace(base, **parse_settings(LMConfig, options, option))
         return LMRecipe(loaded.tokenizer, lm, progress=progress)
     c = loaded.net.config
     base = MLPRecipe(c["n_in"], tuple(c["hidden"]), c["n_out"], c.get("task", "classifier"))
-    return dataclasses.replace(base, **parse_settings(MLPRecipe, options, "--recipe"))
+    return dataclasses.replace(base, **parse_settings(MLPRecipe, options, option))
 
 
 @torch.no_grad()

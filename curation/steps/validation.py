@@ -435,23 +435,9 @@ def builtin_recipe(loaded: Any, settings: dict[str, str]) -> Any:
     """The built-in recipe for a loaded model (MLP, or GPT-2), ``settings`` (``--set KEY=VALUE``) overriding
     its defaults; None for an architecture without one. Set what the original training used (e.g.
     ``epochs``, ``lr``, or ``steps`` for a GPT-2): validation retrains with exactly this recipe."""
-    import dataclasses
+    from .unlearning import make_recipe
 
-    from curation.actions.recipes import LMRecipe, MLPRecipe
-
-    from .unlearning import parse_settings
-
-    if loaded.kind == "causal-lm":
-        from curation.steps.train import LMConfig
-
-        cfg = loaded.net.config
-        if getattr(cfg, "model_type", "") != "gpt2":
-            return None
-        base = LMConfig(n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head, max_length=loaded.max_length)
-        return LMRecipe(loaded.tokenizer, dataclasses.replace(base, **parse_settings(LMConfig, settings, "--set")))
-    c = loaded.net.config
-    base = MLPRecipe(c["n_in"], tuple(c["hidden"]), c["n_out"], c.get("task", "classifier"))
-    return dataclasses.replace(base, **parse_settings(MLPRecipe, settings, "--set"))
+    return make_recipe(loaded, settings, option="--set")
 
 
 __all__ = ["ValidateRequest", "ValidationBudgetError", "builtin_recipe", "ValidationPlan", "ValidationResult", "auto_setting", "finished_validations",
