@@ -49,9 +49,8 @@ problems as queries (three blocks of 16 for EK-FAC+CG's solve). One retraining o
 thread, measured with ``--time-retraining`` on the shared 2-core machine (partly loaded): concrete
 0.23/0.39/0.54 s of CPU at 10/20/40 epochs, digits 0.25/0.39/0.69 s at 20/40/80, wine about 0.15 s,
 friedman1 0.20/0.23/0.36 s at 10/20/40, the LM 1.1/2.7 s at 100/200 steps. With the main process's
-scoring (auto's validation: 3 to 110 s of CPU per dataset, the LM's EK-FAC+CG solves the most)
-that adds up to about 1,700 CPU seconds, so an estimated 15-17 minutes on 2 quiet cores with
-``--workers 2`` (an estimate, not a measurement; the JSON records wall and CPU seconds per part).
+scoring, the run measured 1,290 s wall (2,011 CPU seconds) alone on 2 cores with ``--workers 2``
+at dc4be66, ensembles included (``seconds`` / ``cpu_seconds`` in the JSON, per dataset and part).
 With fewer halves and one seed per half the LM's figures are noisier than the MLPs'.
 
 Writes bench/results/lds.json: ``<dataset>.<method>`` = mean LDS over the draws (a float), for
