@@ -32,6 +32,7 @@ from torch import nn
 from torch.utils import data
 
 import stores
+from stores.executors import LocalExecutor
 from stores.progress import StepProgress
 
 from .candidates import Factors
@@ -48,9 +49,11 @@ from .outliers import (
     find_gradient_outliers,
     gradient_norms,
 )
-from .score_tables import module_parts_table, score_matrix, token_parts_table
+from .score_tables import score_matrix, token_parts_table
+from .shard_jobs import ClosureShards, PairwiseShards, SelfShards, ShardJob, quiet
 from .strategies import STRATEGIES, factor_strategy
 from .tasks import InfluenceTask
+from .worker import EngineSpec, ShardWork, save_model_artifact
 
 logging.getLogger("kronfluence").setLevel(logging.WARNING)
 
@@ -70,14 +73,18 @@ class InfluenceEngine(EngineCG):
 
     ``model`` is prepared for kronfluence in place (its tracked modules are wrapped by modules
     whose forward is unchanged; preparing twice is avoided); ``task`` says how to compute losses
-    and measurements; ``record`` is added to every run's config (not to run ids).
+    and measurements; ``record`` is added to every run's config (not to run ids). ``executor``
+    (:mod:`stores.executors`) runs the shards of pairwise and self-influence runs: in this
+    process by default, or as Ray tasks (same shards, same rows; the run id does not depend on it).
     """
 
     def __init__(
         self, store: stores.Store, model: nn.Module, task: InfluenceTask, config: EngineConfig | None = None,
-        record: dict[str, Any] | None = None,
+        record: dict[str, Any] | None = None, executor: Any = None,
     ):
         self.store = store
+        self.executor = executor or LocalExecutor()
+        self._spec: EngineSpec | None = None
         self.record = dict(record or {})  # added to every run's config (e.g. how ``auto`` chose the strategy)
         self.task = task
         self.config = config or EngineConfig()
@@ -119,7 +126,7 @@ class InfluenceEngine(EngineCG):
         torch.manual_seed(self.config.seed)
         n_fit = len(train) if self.config.covariance_max_examples is None else min(len(train), self.config.covariance_max_examples)
         order = self._by_length(train.data, range(n_fit)) + list(range(n_fit, len(train)))  # same samples fitted
-        with _quiet():
+        with quiet():
             self.analyzer.fit_all_factors(
                 factors_name=tmp_name,
                 dataset=train.data if order == list(range(len(train))) else data.Subset(train.data, order),
@@ -198,30 +205,10 @@ class InfluenceEngine(EngineCG):
                                   n_queries=len(queries), train_fingerprint=ids_fingerprint(train.ids),
                                   query_fingerprint=ids_fingerprint(queries.ids), per_module=per_module, **clipped,
                                   **({"conjugate_gradient": cg.summary()} if cg is not None else {}))
-        qids = np.asarray(queries.ids, dtype=object)
-
-        def shard(k: int, lo: int, hi: int) -> pa.Table:
-            if cg is not None:
-                parts = {"all_modules": self._cg_scores(cg, train.data, range(lo, hi))}
-            else:
-                parts = self._pairwise_block(factors, queries.data, train.data, list(range(lo, hi)), per_module)
-            if clip is not None:  # scores are linear in the training gradient
-                parts = {m: v * clip[lo:hi][None, :] for m, v in parts.items()}
-            scores = sum(parts.values())  # (Q, n); the only part is "all_modules" unless per_module
-            n = hi - lo
-            sids = np.repeat(np.asarray(train.ids[lo:hi], dtype=object), len(qids))
-            if per_module:  # parts first: the scores shard marks the training shard as done
-                self.store.write_score_parts(run_id, module_parts_table(behaviour, qids, sids, n, parts), shard=k)
-            return pa.table({
-                "behaviour": pa.array([behaviour] * (n * len(qids)), pa.string()),
-                "query_id": pa.array(np.tile(qids, n), pa.string()),
-                "sample_id": pa.array(sids, pa.string()),
-                "score": pa.array(scores.T.reshape(-1).astype(np.float32)),
-            })
-
-        return self._sharded_run("attribute", run_id, config, len(train), self.config.shard_size, shard,
-                                 "pairwise scores", dataset=train.dataset, progress=progress,
-                                 on_shard=on_shard, started=t0)
+        job = PairwiseShards(len(train), self.config.shard_size, behaviour=behaviour, factors=factors, train=train,
+                             queries=queries, clip=clip, per_module=per_module, cg=cg)
+        return self._sharded_run("attribute", run_id, config, job, "pairwise scores", dataset=train.dataset,
+                                 progress=progress, on_shard=on_shard, started=t0)
 
     def candidate_scores(
         self, train: Samples, queries: Samples, candidates: np.ndarray | Sequence[Sequence[int]], *,
@@ -301,8 +288,8 @@ class InfluenceEngine(EngineCG):
             })
 
         # a shard is a block of queries; progress is shown per shard by candidate scoring itself
-        return self._sharded_run("attribute", run_id, config, len(queries), self.config.shard_size, shard,
-                                 dataset=train.dataset, on_shard=on_shard, started=t0)
+        return self._sharded_run("attribute", run_id, config, ClosureShards(len(queries), self.config.shard_size,
+                                 fn=shard), dataset=train.dataset, on_shard=on_shard, started=t0)
 
     def _pairwise_block(
         self, factors: str, queries: data.Dataset, train: data.Dataset, indices: list[int],
@@ -314,7 +301,7 @@ class InfluenceEngine(EngineCG):
         t_order = indices if per_token else self._by_length(train, indices)
         q_order = list(range(len(queries))) if per_token else self._by_length(queries, range(len(queries)))
         try:
-            with _quiet():
+            with quiet():
                 self.analyzer.compute_pairwise_scores(
                     scores_name=name,
                     factors_name=factors,
@@ -361,8 +348,8 @@ class InfluenceEngine(EngineCG):
             per_token = self._pairwise_block(factors, queries.data, train.data, indices, per_token=True)["all_modules"]
             return token_parts_table(behaviour, per_token, train.data, indices, sample_ids, queries.ids, tokenizer)
 
-        return self._sharded_run("token-scores", run_id, config, 1, 1, shard, table="score_parts",
-                                 dataset=train.dataset, started=t0)
+        return self._sharded_run("token-scores", run_id, config,
+                                 ClosureShards(1, 1, ("score_parts",), fn=shard), dataset=train.dataset, started=t0)
 
     # ------------------------------------------------------------------ self-influence
     def self_scores(self, train: Samples, *, progress: bool = False) -> ScoreRun:
@@ -374,30 +361,10 @@ class InfluenceEngine(EngineCG):
         clip, clipped = self._clip_scale(train)
         config = self._run_config(factors=factors, n_train=len(train), train_fingerprint=ids_fingerprint(train.ids),
                                   **clipped)
-        method = f"self_{self.config.strategy}"
-
-        def shard(k: int, lo: int, hi: int) -> dict[str, Any]:
-            name = f"tmp-self-{digest(factors, lo, hi, time.time_ns())}"
-            order = self._by_length(train.data, range(lo, hi))
-            try:
-                with _quiet():
-                    self.analyzer.compute_self_scores(
-                        scores_name=name, factors_name=factors, train_dataset=train.data,
-                        train_indices=order,
-                        per_device_train_batch_size=self.config.batch_size,
-                        score_args=self.config.score_arguments(), overwrite_output_dir=True,
-                    )
-                values = self.analyzer.load_self_scores(name)["all_modules"].float().cpu().numpy()
-                values = values[inverse_permutation(order, range(lo, hi))]
-                if clip is not None:  # self-influence is quadratic in the gradient
-                    values = values * clip[lo:hi] ** 2
-            finally:
-                shutil.rmtree(self.analyzer.scores_output_dir(name), ignore_errors=True)
-            return {"sample_id": list(train.ids[lo:hi]), "method": [method] * (hi - lo), "score": values.astype(np.float32)}
-
-        return self._sharded_run("self-influence", run_id, config, len(train), self.config.shard_size, shard,
-                                 "self-influence", table="self_scores", dataset=train.dataset, progress=progress,
-                                 started=t0)
+        job = SelfShards(len(train), self.config.shard_size, factors=factors, train=train, clip=clip,
+                         method=f"self_{self.config.strategy}")
+        return self._sharded_run("self-influence", run_id, config, job, "self-influence", dataset=train.dataset,
+                                 progress=progress, started=t0)
 
     def _no_cg(self, what: str) -> None:
         if self.config.strategy == "ekfac_cg":
@@ -416,44 +383,60 @@ class InfluenceEngine(EngineCG):
         kind: str,
         run_id: str,
         config: dict[str, Any],
-        n_items: int,
-        shard_size: int,
-        compute_shard: Callable[[int, int, int], Any],
+        job: ShardJob,
         progress_label: str | None = None,
         *,
-        table: str = "scores",
         dataset: str | None = None,
         progress: bool = False,
         on_shard: Callable[[int], None] | None = None,
         started: float | None = None,
     ) -> ScoreRun:
-        """The skeleton of every scoring call: a resumable run of ``ceil(n_items / shard_size)`` shards.
+        """The skeleton of every scoring call: a resumable run of ``job.n_shards`` shards.
 
         A finished run with ``run_id`` is returned as is. Otherwise the run (``kind``, ``config``,
-        ``dataset``) is opened or resumed in the store, and each shard ``k`` of ``table`` not yet
-        written is computed by ``compute_shard(k, lo, hi)`` (items ``lo:hi``) and written at once;
-        ``on_shard(k)`` follows each write. ``progress_label`` names a progress display over the
-        items (none without one).
+        ``dataset``) is opened or resumed in the store, and each shard ``k`` not yet written (its
+        last table not on disk) is computed by ``job.compute`` and written at once, here or by
+        the executor's workers (which write their own shards; this process registers each as it
+        ends). ``on_shard(k)`` follows each shard. ``progress_label`` names a progress display
+        over the items (none without one).
         """
         started = time.perf_counter() if started is None else started
-        n_shards = -(-n_items // shard_size)
         if run_finished(self.store, run_id):
-            return ScoreRun(run_id, n_shards, 0, time.perf_counter() - started)
-        write = {"scores": self.store.write_scores, "self_scores": self.store.write_self_scores,
-                 "score_parts": self.store.write_score_parts}[table]
+            return ScoreRun(run_id, job.n_shards, 0, time.perf_counter() - started)
+        executor = self.executor if job.distributable else LocalExecutor()
+        config = {**config, **executor.describe()}
         with self.store.run(kind, config=config, seed=self.config.seed, dataset=dataset,
                             model_fingerprint=self.model_fingerprint, run_id=run_id):
-            done = self.store.completed_shards(table, run_id)
-            todo = [k for k in range(n_shards) if k not in done]
-            with _shard_progress(progress and progress_label is not None, progress_label or kind, n_items,
-                                 len(done) * shard_size) as advance, damping_scale(self.config.damping_scale):
-                for k in todo:
-                    lo, hi = k * shard_size, min((k + 1) * shard_size, n_items)
-                    write(run_id, compute_shard(k, lo, hi), shard=k)
-                    advance(hi - lo)
+            done = self.store.completed_shards(job.tables[-1], run_id)
+            todo = [k for k in range(job.n_shards) if k not in done]
+            with _shard_progress(progress and progress_label is not None, progress_label or kind, job.n_items,
+                                 sum(job.size(k) for k in done)) as advance, \
+                    damping_scale(self.config.damping_scale):
+
+                def finished(k: int, _result: Any) -> None:
+                    if executor.name != "local":  # the coordinator registers what workers wrote
+                        self.store.register_shards(run_id)
+                    advance(job.size(k))
                     if on_shard:
                         on_shard(k)
-        return ScoreRun(run_id, n_shards, len(todo), time.perf_counter() - started)
+
+                work = (ShardWork(self._worker_spec(), job, run_id) if executor.name != "local"
+                        else lambda k: self._write_shard(job, run_id, k))
+                executor.run(work, todo, finished)
+        return ScoreRun(run_id, job.n_shards, len(todo), time.perf_counter() - started)
+
+    def _write_shard(self, job: ShardJob, run_id: str, k: int) -> None:
+        """Compute shard ``k`` in this process and write its tables (the last one marks it done)."""
+        tables = job.compute(self, k)
+        for table in job.tables:
+            self.store.write_shard(table, run_id, tables[table], shard=k)
+
+    def _worker_spec(self) -> EngineSpec:
+        """What workers need to rebuild this engine: the weights go to the store's artifacts (once)."""
+        if self._spec is None:
+            self._spec = EngineSpec(type(self), str(self.store.root), save_model_artifact(self.store, self.model,
+                                    self.model_fingerprint), self.task, self.config)
+        return self._spec
 
     def _run_config(self, **extra: Any) -> dict[str, Any]:
         return {"engine": asdict(self.config), "tracked_modules": self.task.get_influence_tracked_modules(),
@@ -469,17 +452,6 @@ def _pair_identity(train: Samples, queries: Samples) -> list[str]:
     """The training and query samples' part of a run id: their ids' and their data's fingerprints."""
     return [ids_fingerprint(train.ids), ids_fingerprint(queries.ids), data_fingerprint(train.data),
             data_fingerprint(queries.data)]
-
-
-@contextlib.contextmanager
-def _quiet():
-    """Silence kronfluence's per-call warnings (GradScaler FutureWarning) without hiding ours."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        warnings.filterwarnings("ignore", message=".*GradScaler.*")
-        yield
 
 
 @contextlib.contextmanager

@@ -56,6 +56,7 @@ def ensemble_pairwise_scores(
     *,
     progress: bool = False,
     record: dict[str, Any] | None = None,
+    executor: Any = None,
 ) -> ScoreRun:
     """Pairwise scores averaged over ``models``, written as one ``attribute`` run.
 
@@ -70,7 +71,7 @@ def ensemble_pairwise_scores(
         raise ValueError("an ensemble needs at least one model")
     member_runs, fingerprints, matrices = [], [], []
     for model in models:
-        engine = InfluenceEngine(store, model, task_for(model), config, record=record)
+        engine = InfluenceEngine(store, model, task_for(model), config, record=record, executor=executor)
         run = engine.pairwise_scores(behaviour, train, queries, progress=progress)
         member_runs.append(run.run_id)
         fingerprints.append(engine.model_fingerprint)

@@ -36,10 +36,13 @@ def _fsync_dir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(target: Path | str) -> Iterator[Path]:
+def atomic_path(target: Path | str, *, exclusive: bool = False) -> Iterator[Path]:
     """Yield a temp path to write; on success it is fsynced and renamed onto ``target``.
 
-    On any exception the temp file is removed and ``target`` is left untouched.
+    On any exception the temp file is removed and ``target`` is left untouched. With
+    ``exclusive`` the file is placed by a hard link, which fails when ``target`` exists: a file
+    is then never replaced, and a second writer of the same target (a retried task) leaves the
+    first one's file as it is.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -49,7 +52,11 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
         if tmp.exists():
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        if exclusive:
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, target)
+        else:
+            os.replace(tmp, target)
         _fsync_dir(target.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -128,15 +135,20 @@ def atomic_folder(target: Path | str) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_parquet_atomic(table: pa.Table, target: Path | str, **kwargs) -> int:
-    """Write an Arrow table as Parquet at ``target`` atomically; returns the file size in bytes."""
+def write_parquet_atomic(table: pa.Table, target: Path | str, *, exclusive: bool = False, **kwargs) -> int:
+    """Write an Arrow table as Parquet at ``target`` atomically; returns the file size in bytes.
+
+    ``exclusive``: never replace an existing ``target`` (see :func:`atomic_path`).
+    """
     kwargs.setdefault("compression", "zstd")
-    with atomic_path(target) as tmp:
+    with atomic_path(target, exclusive=exclusive) as tmp:
         pq.write_table(table, tmp, **kwargs)
     return Path(target).stat().st_size
 
 
-def write_parquet_atomic_duckdb(table: pa.Table, target: Path | str, compression: str = "snappy") -> int:
+def write_parquet_atomic_duckdb(
+    table: pa.Table, target: Path | str, compression: str = "snappy", *, exclusive: bool = False
+) -> int:
     """Like :func:`write_parquet_atomic`, but with DuckDB's Parquet writer.
 
     Used for the fixed-schema tables queried in bulk (snappy by default). bench/sql_scores.py
@@ -148,7 +160,7 @@ def write_parquet_atomic_duckdb(table: pa.Table, target: Path | str, compression
     con = duckdb.connect()
     try:
         con.register("shard", table)
-        with atomic_path(target) as tmp:
+        with atomic_path(target, exclusive=exclusive) as tmp:
             path = str(tmp).replace("'", "''")
             con.execute(f"COPY shard TO '{path}' (FORMAT parquet, COMPRESSION {compression})")
     finally:

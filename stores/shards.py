@@ -158,7 +158,8 @@ def delete_run_files(catalog: Catalog, run_id: str) -> None:
 
 
 def write_shard(
-    catalog: Catalog, table: str, run_id: str, data: Any, shard: int | None = None, **parquet_options: Any
+    catalog: Catalog, table: str, run_id: str, data: Any, shard: int | None = None, *, exclusive: bool = False,
+    **parquet_options: Any,
 ) -> ShardInfo:
     """Write one immutable Parquet shard of ``table`` for ``run_id`` by atomic rename.
 
@@ -166,7 +167,8 @@ def write_shard(
     run is finished (which registers every shard found). Missing ``run_id`` columns are filled
     in; columns are checked and cast to the table's schema. ``parquet_options`` go to
     ``pyarrow.parquet.write_table``; without them, fixed-schema tables (scores, flags, ...) are
-    written by DuckDB's Parquet writer (snappy).
+    written by DuckDB's Parquet writer (snappy). ``exclusive`` (distributed workers): a shard
+    already on disk is never replaced; the returned info then describes the file that is there.
     """
     arrow = conform(table, to_arrow(data), run_id)
     if shard is None:
@@ -174,10 +176,11 @@ def write_shard(
         shard = max(done) + 1 if done else 0
     path = shard_path(catalog, table, run_id, shard)
     if table in OPEN_SCHEMA_TABLES or parquet_options:
-        size = write_parquet_atomic(arrow, path, **parquet_options)
+        size = write_parquet_atomic(arrow, path, exclusive=exclusive, **parquet_options)
     else:  # fixed-schema tables are queried in bulk: DuckDB's own files read fastest
-        size = write_parquet_atomic_duckdb(arrow, path)
-    return ShardInfo(table, run_id, shard, str(path.relative_to(catalog.root)), arrow.num_rows, size)
+        size = write_parquet_atomic_duckdb(arrow, path, exclusive=exclusive)
+    n_rows = pq.read_metadata(path).num_rows if exclusive else arrow.num_rows
+    return ShardInfo(table, run_id, shard, str(path.relative_to(catalog.root)), n_rows, size)
 
 
 @contextlib.contextmanager

@@ -77,6 +77,31 @@ StoreOpt = Annotated[
 ]
 DEFAULT_STORE = Path(stores.store.DEFAULT_STORE)
 
+ExecutorOpt = Annotated[
+    str,
+    typer.Option("--executor", help="Where the heavy step runs: local (this process) or ray (one Ray task per "
+                                    "shard; same results; needs curation[distributed])"),
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option("--ray-address", help="With --executor ray: an existing cluster (auto, host:6379, "
+                                       "ray://host:10001); default: start a local one on this machine's CPUs"),
+]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option("--workers", help="With --executor ray: shard tasks in flight at once (default: one per CPU)"),
+]
+
+
+def executor_from_options(executor: str, ray_address: str | None, workers: int | None):
+    """The executor the --executor, --ray-address and --workers options name (a bad value is a usage error)."""
+    from stores.executors import ExecutorError, make_executor
+
+    try:
+        return make_executor(executor, address=ray_address, workers=workers)
+    except ExecutorError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--executor") from exc
+
 
 def open_store(store: Path, create: bool = False) -> stores.Store:
     """The store at ``store`` (created when ``create``)."""

@@ -52,6 +52,7 @@ class AttributeRequest:
     explain_top: int = 0
     self_influence: bool = False
     seed: int = 0
+    executor: Any = None  # stores.executors: LocalExecutor (None) or RayExecutor for the scoring shards
 
 
 @dataclass
@@ -190,7 +191,7 @@ def run_attribution(store: stores.Store, req: AttributeRequest, *, progress: boo
                            low_rank=req.low_rank, seed=req.seed, clip_gradient_ratio=req.clip_gradients, **damping)
     except ValueError as exc:
         raise AttributeRequestError(f"--damping / --clip-gradients: {exc}") from exc
-    engine = InfluenceEngine(store, net, influence_task, cfg, record=record)
+    engine = InfluenceEngine(store, net, influence_task, cfg, record=record, executor=req.executor)
     ensemble = choice.ensemble if choice is not None else 1
     if ensemble > 1:  # the validation found the scores averaged over more models better
         if req.per_module:
@@ -198,7 +199,7 @@ def run_attribution(store: stores.Store, req: AttributeRequest, *, progress: boo
                                         "over models; give a fixed --strategy for per-module scores")
         members = [net] + _ensemble_members(store, req, choice.ensemble_models)
         res = ensemble_pairwise_scores(store, members, lambda _m: influence_task, cfg, behaviour, train, queries,
-                                          progress=progress, record=record)
+                                          progress=progress, record=record, executor=req.executor)
     else:
         res = engine.pairwise_scores(behaviour, train, queries, per_module=req.per_module, progress=progress)
     if req.queries is not None:  # registered only now: a failed run leaves no behaviour behind
