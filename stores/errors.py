@@ -46,3 +46,7 @@ class ShardDamagedError(StoreError):
 class CatalogCorruptError(StoreError):
     """``catalog.duckdb`` is damaged (DuckDB checksum or format error); the Parquet shards under
     ``data/`` are separate files and stay readable with plain DuckDB."""
+
+
+class IngestPartError(Exception):
+    """A worker could not read its part of an ingest input; carries the reader's message for diagnosis."""

@@ -31,7 +31,15 @@ EXECUTORS = ("local", "ray")
 
 
 class ExecutorError(StoreError):
-    """An executor could not run (Ray missing or unreachable) or a shard task failed for good."""
+    """An executor could not run (Ray missing or unreachable) or a shard task failed for good.
+
+    ``cause`` is the exception the task raised (when Ray could return it), for callers that
+    turn a worker's error into their own message.
+    """
+
+    def __init__(self, message: str, cause: BaseException | None = None):
+        super().__init__(message)
+        self.cause = cause
 
 
 @dataclass
@@ -122,7 +130,8 @@ class RayExecutor:
                     try:
                         result = ray.get(ref)
                     except Exception as exc:  # noqa: BLE001 - a task's error, re-raised with its shard
-                        raise ExecutorError(f"shard {k} failed on Ray: {_task_error(exc)}") from exc
+                        raise ExecutorError(f"shard {k} failed on Ray: {_task_error(exc)}",
+                                            cause=getattr(exc, "cause", None)) from exc
                     on_done(k, result)
         finally:
             for ref in pending:

@@ -28,7 +28,7 @@ from .dataset_writer import (
     register_dataset,
     write_dataset_shards,
 )
-from .errors import DatasetExistsError, IngestError
+from .errors import DatasetExistsError, IngestError, IngestPartError
 from .ids import ROLES, quote_ident, sql_sample_id
 from .ingest_diagnosis import (
     TEXT_ROLES,
@@ -126,8 +126,14 @@ def ingest(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     memory_limit: str = "512MB",
     progress: bool = False,
+    executor: Any = None,
 ) -> IngestResult:
-    """Ingest a file or folder as dataset ``dataset``; see the module docstring for guarantees."""
+    """Ingest a file or folder as dataset ``dataset``; see the module docstring for guarantees.
+
+    ``executor`` (:mod:`stores.executors`): with a Ray executor, parts of the input (line ranges
+    of a jsonl file, the files of a Parquet folder) are read and written by Ray tasks; the dataset
+    (ids, ordinals, columns, duplicates, fingerprint) is the one a local ingest writes.
+    """
     path = Path(path)
     validate_name(dataset)
     if not path.exists():
@@ -144,6 +150,7 @@ def ingest(
             raise DatasetExistsError(f"dataset {dataset!r} already exists; pass --replace to overwrite it")
 
     config = {
+        **(executor.describe() if executor is not None else {}),
         "source": str(path.resolve()),
         "format": fmt,
         "split": split,
@@ -169,9 +176,10 @@ def ingest(
                         store, source, run.id, dataset, path, full_sample, progress, checked,
                         text_field=text_field, prompt_field=prompt_field, completion_field=completion_field,
                         label_field=label_field, drop_duplicates=drop_duplicates, batch_rows=batch_rows,
+                        executor=executor, memory_limit=memory_limit,
                     )
                     break
-                except (duckdb.Error, OSError, pa.ArrowException) as exc:  # DuckDB errors surface via Arrow too
+                except (duckdb.Error, OSError, pa.ArrowException, IngestPartError) as exc:  # DuckDB errors surface via Arrow too
                     store.delete_run_files(run.id)
                     retry = fmt in ("jsonl", "csv") and not full_sample and is_type_error(exc)
                     if retry and fmt == "csv":
@@ -199,23 +207,35 @@ def ingest(
     )
 
 
-def _ingest_once(
-    store: Store,
-    source: InputSource,
-    run_id: str,
-    dataset: str,
-    path: Path,
-    full_sample: bool,
-    progress: bool,
-    checked: dict[str, str],
-    *,
-    text_field: str | None,
-    prompt_field: str | None,
-    completion_field: str | None,
-    label_field: str | None,
-    drop_duplicates: bool,
-    batch_rows: int,
-) -> tuple[int, int, int, str, list[dict[str, Any]], dict[str, str]]:
+@dataclass
+class IngestPlan:
+    """How the input becomes samples: the SELECT over its relation, the fields, roles and required columns.
+
+    Plain strings and lists, so that workers reading parts of the input (:mod:`stores.ingest_parallel`)
+    run exactly the query a local ingest runs over the whole input.
+    """
+
+    select_sql: str  # holds {relation}
+    read_columns: list[tuple[str, str]]  # jsonl: each column and the type it is read as; CSV: as described
+    csv_types: dict[str, str]
+    fields: list[dict[str, Any]]
+    roles: dict[str, str]
+    required: tuple[str, ...]
+
+    def query(self, source: InputSource, full_sample: bool) -> str:
+        """The SELECT giving ``sample_id`` and the output columns from ``source`` (the input or a part)."""
+        if source.fmt == "jsonl":
+            relation = source.relation_sql(full_sample, self.read_columns)
+        else:
+            relation = source.relation_sql(full_sample, self.read_columns, csv_types=self.csv_types)
+        return self.select_sql.format(relation=relation)
+
+
+def plan_ingest(
+    source: InputSource, path: Path, full_sample: bool, checked: dict[str, str], *,
+    text_field: str | None, prompt_field: str | None, completion_field: str | None, label_field: str | None,
+) -> IngestPlan:
+    """Describe the input, resolve its roles and build the query that turns rows into samples."""
     described = source.describe(full_sample)
     columns = [c for c, _ in described]
     types = dict(described)
@@ -243,21 +263,50 @@ def _ingest_once(
     content = [(role, role) for role in roles]
     if not set(roles) - {"label"}:  # no text roles (tabular data): every field is content
         content = [(c, out_name[c]) for c in columns if c not in roles.values()] + content
-
-    if source.fmt == "jsonl":
-        relation = source.relation_sql(full_sample, list(read_types.items()))
-    else:
-        relation = source.relation_sql(full_sample, described, csv_types=csv_types)
     converted = ", ".join(f"{expr} AS {quote_ident(out)}" for out, expr, _ in outputs)
-    inner = f"SELECT {sql_sample_id(content)} AS sample_id, * FROM (SELECT {converted} FROM {relation})"
-    fields = [f for _, _, f in outputs]
-    reader = source.con.sql(inner).to_arrow_reader(batch_rows)
-    required = tuple(r for r in TEXT_ROLES if r in roles)
-    with StepProgress(f"ingest {dataset}", enabled=progress) as bar:
-        n_read, n_written, n_dup, fingerprint = write_dataset_shards(
-            store, run_id, dataset, iter(reader), batch_rows=batch_rows,
-            drop_duplicates=drop_duplicates, required=required, progress=bar, source_label=str(path),
-        )
+    select = f"SELECT {sql_sample_id(content)} AS sample_id, * FROM (SELECT {converted} FROM {{relation}})"
+    return IngestPlan(
+        select_sql=select.replace("{", "{{").replace("}", "}}").replace("{{relation}}", "{relation}"),
+        read_columns=list(read_types.items()) if source.fmt == "jsonl" else described, csv_types=csv_types,
+        fields=[f for _, _, f in outputs], roles=roles, required=tuple(r for r in TEXT_ROLES if r in roles),
+    )
+
+
+def _ingest_once(
+    store: Store,
+    source: InputSource,
+    run_id: str,
+    dataset: str,
+    path: Path,
+    full_sample: bool,
+    progress: bool,
+    checked: dict[str, str],
+    *,
+    text_field: str | None,
+    prompt_field: str | None,
+    completion_field: str | None,
+    label_field: str | None,
+    drop_duplicates: bool,
+    batch_rows: int,
+    executor: Any = None,
+    memory_limit: str = "512MB",
+) -> tuple[int, int, int, str, list[dict[str, Any]], dict[str, str]]:
+    plan = plan_ingest(source, path, full_sample, checked, text_field=text_field, prompt_field=prompt_field,
+                       completion_field=completion_field, label_field=label_field)
+    if executor is not None and executor.name != "local":
+        from .ingest_parallel import ingest_parts  # that module builds on this one
+
+        n_read, n_written, n_dup, fingerprint = ingest_parts(
+            store, executor, plan, run_id, dataset, path, source.fmt, full_sample, split=source.split,
+            batch_rows=batch_rows,
+            drop_duplicates=drop_duplicates, memory_limit=memory_limit, progress=progress)
+    else:
+        reader = source.con.sql(plan.query(source, full_sample)).to_arrow_reader(batch_rows)
+        with StepProgress(f"ingest {dataset}", enabled=progress) as bar:
+            n_read, n_written, n_dup, fingerprint = write_dataset_shards(
+                store, run_id, dataset, iter(reader), batch_rows=batch_rows,
+                drop_duplicates=drop_duplicates, required=plan.required, progress=bar, source_label=str(path),
+            )
     if n_read == 0:
         raise IngestError(f"{path}: empty input (no rows)")
-    return n_read, n_written, n_dup, fingerprint, fields, roles
+    return n_read, n_written, n_dup, fingerprint, plan.fields, plan.roles

@@ -10,7 +10,18 @@ import typer
 
 import stores
 
-from .common import DEFAULT_STORE, StoreOpt, app, open_store, out, print_frame
+from .common import (
+    DEFAULT_STORE,
+    ExecutorOpt,
+    RayAddressOpt,
+    StoreOpt,
+    WorkersOpt,
+    app,
+    executor_from_options,
+    open_store,
+    out,
+    print_frame,
+)
 
 
 @app.command()
@@ -28,17 +39,25 @@ def ingest(
     batch_rows: Annotated[int, typer.Option(help="Rows per Parquet shard")] = 250_000,
     memory_limit: Annotated[str, typer.Option(help="DuckDB memory limit while reading (spills beyond it)")] = "512MB",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
+    workers: WorkersOpt = None,
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
-    """Ingest a file or folder into the store as a named dataset (streamed, atomic)."""
+    """Ingest a file or folder into the store as a named dataset (streamed, atomic).
+
+    With --executor ray, line ranges of a jsonl file (or the files of a Parquet folder) are read
+    by Ray tasks; the dataset is the one a local ingest writes.
+    """
     from stores.ingest import ingest as run_ingest
 
+    runner = executor_from_options(executor, ray_address, workers)
     s = open_store(store, create=True)
     res = run_ingest(
         s, path, dataset, text_field=text_field, prompt_field=prompt_field,
         completion_field=completion_field, label_field=label_field, format=format, split=split,
         drop_duplicates=drop_duplicates, replace=replace, batch_rows=batch_rows,
-        memory_limit=memory_limit, progress=True,
+        memory_limit=memory_limit, progress=True, executor=runner,
     )
     if as_json:
         print(json.dumps(res.as_dict(), default=str))
