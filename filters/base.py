@@ -193,7 +193,9 @@ class Filter(abc.ABC):
     def run(self, store: stores.Store, dataset: str, *, seed: int | None = None) -> FilterRun:
         """Evaluate ``dataset`` and write the flags as a finished ``filter`` run."""
         flags = self.evaluate(store, dataset)
+        executor = getattr(self, "executor", None)  # filters that can run parts of their work on Ray
         config = {"filter": self.name, "settings": self.config(),
+                  **(executor.describe() if executor is not None else {"executor": "local"}),
                   "evidence": [{"name": e.name, "source": e.source} for e in flags.evidence],
                   "n_flagged": flags.n_flagged, "n_samples": len(flags.sample_ids)}
         with store.run("filter", config=config, seed=seed, dataset=dataset) as handle:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -90,18 +91,46 @@ def iter_samples(
     Every batch has the ``ordinal`` column (the sample's position in the dataset) besides
     ``columns``; a dataset without rows yields nothing.
     """
-    wanted = list(dict.fromkeys(["ordinal", *(columns or [])])) if columns else None
     for path in dataset_files(catalog, name):
         try:
-            reader = pq.ParquetFile(path)
-            for batch in reader.iter_batches(batch_size=batch_rows, columns=wanted):
-                yield pl.from_arrow(batch)
+            yield from iter_file_batches(path, columns, batch_rows)
         except (OSError, pa.ArrowException) as exc:
             reason = unreadable_arrow(path) or str(exc)
             raise ShardDamagedError(
                 f"cannot read {Path(path).relative_to(catalog.root)} of dataset {name!r} ({reason}); "
                 "run `curation check` to list damaged files"
             ) from exc
+
+
+@dataclass(frozen=True)
+class SampleFile:
+    """One sample shard of a dataset, for a worker: its path, rows, and the number of its first batch.
+
+    ``first_batch`` counts the batches of ``batch_rows`` that :func:`iter_samples` yields before
+    this file's, so work done per batch can be numbered the same in any process.
+    """
+
+    path: str
+    n_rows: int
+    first_batch: int
+
+
+def dataset_sample_files(catalog: Catalog, name: str, batch_rows: int = 10_000) -> list[SampleFile]:
+    """A dataset's sample shards in sample order, each with the number of its first batch."""
+    out, first = [], 0
+    for path in dataset_files(catalog, name):
+        n = pq.read_metadata(path).num_rows
+        out.append(SampleFile(path, n, first))
+        first += -(-n // batch_rows)
+    return out
+
+
+def iter_file_batches(path: str, columns: Sequence[str] | None = None,
+                      batch_rows: int = 10_000) -> Iterator[pl.DataFrame]:
+    """One sample shard's batches as :func:`iter_samples` yields them (with ``ordinal``)."""
+    wanted = list(dict.fromkeys(["ordinal", *(columns or [])])) if columns else None
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=wanted):
+        yield pl.from_arrow(batch)
 
 
 def _empty_samples_frame(fields: list[dict[str, Any]]) -> pl.DataFrame:

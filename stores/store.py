@@ -111,6 +111,7 @@ class Store(Catalog):
     dataset_files = _datasets.dataset_files
     read_samples = _datasets.read_samples
     iter_samples = _datasets.iter_samples
+    dataset_sample_files = _datasets.dataset_sample_files
     drop_dataset = _datasets.drop_dataset
 
     # artifacts and leftovers

@@ -6,7 +6,17 @@ from typing import Annotated
 
 import typer
 
-from .common import DEFAULT_STORE, StoreOpt, app, open_store, out
+from .common import (
+    DEFAULT_STORE,
+    ExecutorOpt,
+    RayAddressOpt,
+    StoreOpt,
+    WorkersOpt,
+    app,
+    executor_from_options,
+    open_store,
+    out,
+)
 
 METHODS_HELP = ("comma-separated evidence methods: ngram (janitor 13-grams + absolute hits), coverage (Llama 2 "
                 "token coverage), code (code tokens, local names masked), near_dup (MinHash LSH + exact Jaccard), paraphrase (MinHash over content-word sets)")
@@ -20,19 +30,25 @@ def contamination(
     text_field: Annotated[list[str] | None, typer.Option("--text-field", help="Field(s) of --train holding the text (default: text, else prompt + completion)")] = None,
     question_field: Annotated[str | None, typer.Option(help="Benchmark question field (default: question, prompt, text or input)")] = None,
     answer_field: Annotated[str | None, typer.Option(help="Benchmark answer field (default: answer, completion, canonical_solution, target or output)")] = None,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
+    workers: WorkersOpt = None,
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
     """Find benchmark items in a training dataset: evidence runs, document flags and an item table in SQL.
 
     Each method writes its own run (reused when nothing changed); the verdict run holds the
-    document flags (`curation curate --flags RUN`) and `contamination_items`.
+    document flags (`curation curate --flags RUN`) and `contamination_items`. With --executor
+    ray, the corpus indexes and MinHash passes run one Ray task per sample shard.
     """
     from filters.contamination.check import check_contamination
 
+    runner = executor_from_options(executor, ray_address, workers)
     s = open_store(store)
     chosen = [m.strip() for m in methods.split(",") if m.strip()]
     res = check_contamination(s, train, benchmark, methods=chosen, text_fields=text_field,
-                              question_field=question_field, answer_field=answer_field, progress=True)
+                              question_field=question_field, answer_field=answer_field, progress=True,
+                              executor=runner)
     for e in res.evidence:
         cost = "reused" if e.reused else f"{e.seconds:.1f} s"
         out.print(f"  {e.method:<9} {e.run_id}: {e.n_hits:,} hits in {e.n_rows:,} compared pairs ({cost})")

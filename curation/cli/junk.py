@@ -9,7 +9,17 @@ import typer
 
 from curation.steps.junk import DEFAULT_THRESHOLDS
 
-from .common import DEFAULT_STORE, StoreOpt, app, open_store, out
+from .common import (
+    DEFAULT_STORE,
+    ExecutorOpt,
+    RayAddressOpt,
+    StoreOpt,
+    WorkersOpt,
+    app,
+    executor_from_options,
+    open_store,
+    out,
+)
 from .unlearning import _pairs
 
 
@@ -39,6 +49,9 @@ def junk(
     category_field: Annotated[str, typer.Option(help="Field with true categories, for the junk-ratio report (if present)")] = "category",
     curate: Annotated[str | None, typer.Option(help="Write the kept samples as a new dataset of this name")] = None,
     seed: Annotated[int, typer.Option(help="Seed (classifier, attribution)")] = 0,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
+    workers: WorkersOpt = None,
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
     """Flag junk text, say why (the junk category), and report the junk ratio of the dataset and the curated output."""
@@ -50,7 +63,8 @@ def junk(
                       labelled=labelled, label_field=label_field, classifier_threshold=classifier_threshold,
                       reference_model=reference_model, perplexity_z=perplexity_z, push_queries=push_queries,
                       push_z=push_z, max_length=max_length, scores=parse_scores(_pairs(score, "--score")),
-                      combine=combine, budget=budget, category_field=category_field, curate=curate, seed=seed)
+                      combine=combine, budget=budget, category_field=category_field, curate=curate, seed=seed,
+                      executor=executor_from_options(executor, ray_address, workers))
     res = run_junk(open_store(store), req, progress=True)
     out.print(f"[green]flagged[/] {res.n_flagged:,} of {res.n_samples:,} samples of {dataset} as junk: "
               f"flags run {res.flags_run}, {res.seconds:.1f} s")

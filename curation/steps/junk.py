@@ -62,6 +62,7 @@ class JunkRequest:
     category_field: str | None = "category"
     curate: str | None = None
     seed: int = 0
+    executor: Any = None  # stores.executors: where the rule sets run (one Ray task per sample shard)
 
 
 @dataclass
@@ -175,7 +176,8 @@ def run_junk(store: stores.Store, req: JunkRequest, *, progress: bool = False) -
                                       seed=req.seed)
     filt = JunkFilter(rules=req.rules, min_rules=req.min_rules, engagement=engagement, classifier=classifier,
                       classifier_threshold=req.classifier_threshold, self_scores=self_scores, combine=req.combine,
-                      budget=Budget(fraction=req.budget) if req.budget is not None else None)
+                      budget=Budget(fraction=req.budget) if req.budget is not None else None,
+                      executor=req.executor)
     res = filt.run(store, req.dataset, seed=req.seed)
     info = store.dataset_info(req.dataset)
     field_names = {f["name"] for f in info["fields"]}

@@ -26,6 +26,7 @@ import pyarrow as pa
 
 import stores
 from attribution.keys import digest
+from stores.datasets import SampleFile, iter_file_batches
 from stores.progress import StepProgress
 
 from ..base import FilterRun
@@ -82,7 +83,7 @@ def check_contamination(
     text_fields: Sequence[str] | None = None, question_field: str | None = None, answer_field: str | None = None,
     ngram: NgramSettings | None = None, near_dup: Any = None, paraphrase: Any = None,
     verdict_methods: Sequence[str] | None = None, extra_evidence: Sequence[tuple[str, str]] = (),
-    progress: bool = False,
+    progress: bool = False, executor: Any = None,
 ) -> ContaminationCheck:
     """Run the chosen evidence ``methods`` of ``train`` against ``benchmarks`` and combine them.
 
@@ -90,6 +91,8 @@ def check_contamination(
     ``extra_evidence`` adds finished ``contamination_matches`` runs computed elsewhere (e.g. the
     influence of a model trained on the corpus) as (method, run id) pairs.
     Returns the evidence runs and the verdict run (``flags`` + ``contamination_items``).
+    ``executor`` (:mod:`stores.executors`): with Ray, the corpus indexes and the MinHash passes
+    run one task per sample shard; the evidence is the one a local check writes.
     """
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
@@ -112,7 +115,7 @@ def check_contamination(
         ids = {m: _run_id(m, config) for m in words}
         if not all(store.run_finished(r) for r in ids.values()):
             index = build_index(store, train, fields=fields, normaliser="words", k=ngram.min_n,
-                                batch_rows=ngram.batch_rows, progress=progress)
+                                batch_rows=ngram.batch_rows, progress=progress, executor=executor)
             out.indexes.append(index)
             with StepProgress("n-gram check", total=None, unit="pairs", enabled=progress) as bar:
                 ev = ngram_evidence(store, train, fields, unique, index, ngram, methods=words, progress=bar.advance)
@@ -132,7 +135,7 @@ def check_contamination(
             out.evidence.append(_reused(store, "code", run_id))
         else:
             index = build_index(store, train, fields=fields, normaliser="code", k=ngram.code_k,
-                                batch_rows=ngram.batch_rows, progress=progress)
+                                batch_rows=ngram.batch_rows, progress=progress, executor=executor)
             out.indexes.append(index)
             ev = ngram_evidence(store, train, fields, code_items, index, ngram)
             out.skipped["code"] = ev.skipped
@@ -149,7 +152,7 @@ def check_contamination(
             out.evidence.append(_reused(store, method, run_id))
             continue
         out.evidence.append(_minhash_run(store, method, run_id, config, train, fields, unique, settings, out,
-                                         progress))
+                                         progress, executor))
 
     out.evidence += [_reused(store, method, run_id) for method, run_id in extra_evidence]
     from .verdict import ContaminationFilter
@@ -170,8 +173,9 @@ def default_settings(method: str) -> Any:
 
 
 def _minhash_run(store: stores.Store, method: str, run_id: str, config: dict, train: str, fields: list[str],
-                 items: list[BenchmarkItem], settings: Any, out: ContaminationCheck, progress: bool) -> EvidenceRun:
-    """One MinHash method over the corpus, written as its run."""
+                 items: list[BenchmarkItem], settings: Any, out: ContaminationCheck, progress: bool,
+                 executor: Any = None) -> EvidenceRun:
+    """One MinHash method over the corpus, written as its run (one task per sample shard on Ray)."""
     from .near_dup import NearDupIndex, near_duplicate_table
 
     t0 = time.perf_counter()
@@ -181,10 +185,48 @@ def _minhash_run(store: stores.Store, method: str, run_id: str, config: dict, tr
     label = "near-duplicate" if method == "near_dup" else "paraphrase"
     with StepProgress(f"{label} check", total=store.dataset_info(train)["n_samples"], unit="documents",
                       enabled=progress) as bar:
-        table = near_duplicate_table(index, _documents(store, train, fields, bar.advance))
+        if executor is None or executor.name == "local":
+            table = near_duplicate_table(index, _documents(store, train, fields, bar.advance))
+        else:  # documents match one at a time: per-shard tables, in shard order, are the local table
+            work = MinHashFile(store.dataset_sample_files(train), fields, [(it.key, it.text) for it in items],
+                               settings)
+            parts: dict[int, pa.Table] = {}
+
+            def finished(f: int, part: pa.Table) -> None:
+                parts[f] = part
+                bar.advance(work.files[f].n_rows)
+
+            executor.run(work, range(len(work.files)), finished)
+            table = pa.concat_tables([parts[f] for f in sorted(parts)]) if parts else near_duplicate_table(index, [])
     rows = [{**r, "hit": True, "benchmark": by_key[r["item_id"]].benchmark, "item_id": by_key[r["item_id"]].item_id}
             for r in table.to_pylist()]
+    config = {**config, **(executor.describe() if executor is not None else {})}
     return _write(store, method, run_id, config, train, rows, time.perf_counter() - t0)
+
+
+@dataclass
+class MinHashFile:
+    """A MinHash pass over one sample file (a worker task): the items' index is built once per process."""
+
+    files: list[SampleFile]
+    fields: list[str]
+    items: list[tuple[str, str]]
+    settings: Any
+
+    def __call__(self, f: int) -> pa.Table:
+        """The near-duplicate table of file ``f``'s documents."""
+        from .near_dup import NearDupIndex, near_duplicate_table
+
+        key = digest(self.items, asdict(self.settings))
+        if key not in _MINHASH_INDEXES:
+            _MINHASH_INDEXES.clear()
+            _MINHASH_INDEXES[key] = NearDupIndex(self.items, self.settings)
+        docs = ((sid, text) for batch in iter_file_batches(self.files[f].path, ["sample_id", *self.fields])
+                for sid, text in zip(batch["sample_id"].to_list(), document_text(batch, self.fields), strict=True))
+        return near_duplicate_table(_MINHASH_INDEXES[key], docs)
+
+
+_MINHASH_INDEXES: dict[str, Any] = {}  # one per worker process
 
 
 def _documents(store: stores.Store, train: str, fields: list[str], advance) -> Any:

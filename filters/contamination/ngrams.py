@@ -19,13 +19,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 import stores
 from attribution.keys import digest
+from stores.datasets import SampleFile, iter_file_batches
+from stores.executors import LocalExecutor
 from stores.progress import StepProgress
+from stores.shards import completed_shards, write_shard
 
 from .items import BenchmarkItem, document_text
 from .matching import PairMatch, match_pair
@@ -76,12 +80,14 @@ class IndexRun:
 
 
 def build_index(store: stores.Store, dataset: str, *, fields: Sequence[str], normaliser: str = "words",
-                k: int = 8, batch_rows: int = 20_000, progress: bool = False) -> IndexRun:
+                k: int = 8, batch_rows: int = 20_000, progress: bool = False, executor: Any = None) -> IndexRun:
     """Index ``dataset`` (the text of ``fields``) under ``normaliser``; reuse a finished identical index.
 
     The run id is a digest of the dataset's fingerprint, fields, normaliser, k and hash
     function, so the same inputs find the same run; a killed indexing run resumes, writing only
     the shards it lacks. The ``code`` normaliser indexes only documents that look like code.
+    ``executor`` (:mod:`stores.executors`): each shard (a batch of ``batch_rows`` documents) can be
+    a Ray task; the shards are the ones a local run writes.
     """
     info = store.dataset_info(dataset)
     config = {"dataset": dataset, "fingerprint": info["fingerprint"], "fields": list(fields),
@@ -91,26 +97,61 @@ def build_index(store: stores.Store, dataset: str, *, fields: Sequence[str], nor
     run_id = f"ngram_index-{digest(config)}"
     if store.run_finished(run_id):
         return IndexRun(run_id, normaliser, k)
-    t0, n_docs, n_bytes = time.perf_counter(), 0, 0
-    with store.run("ngram_index", config=config, dataset=dataset, run_id=run_id), \
+    executor = executor or LocalExecutor()
+    work = IndexFile(str(store.root), run_id, store.dataset_sample_files(dataset, batch_rows), list(fields),
+                     normaliser, k, batch_rows)
+    t0, totals = time.perf_counter(), [0, 0]
+    with store.run("ngram_index", config={**config, **executor.describe()}, dataset=dataset, run_id=run_id), \
             StepProgress(f"index {dataset} ({normaliser})", total=info["n_samples"],
                                          enabled=progress) as bar:
-        done = store.completed_shards("ngram_index", run_id)
-        for shard, batch in enumerate(store.iter_samples(dataset, list(fields), batch_rows=batch_rows)):
-            if shard not in done:
-                texts = document_text(batch, fields)
-                if normaliser == "code":  # only documents that look like code get a code index
-                    texts = [t if looks_like_code(t) else "" for t in texts]
-                doc, _, hashes = batch_ngram_hashes(batch_tokens(texts, normaliser), k)
-                ordinals = batch["ordinal"].to_numpy()[doc]
-                # random hashes do not compress and need no dictionary: plain pages, snappy for ordinals
-                store.write_shard("ngram_index", run_id, pa.table({"ordinal": pa.array(ordinals, pa.int64()),
-                                                                   "hash": pa.array(hashes, pa.uint64())}),
-                                  shard=shard, compression="snappy", use_dictionary=False)
-                n_docs += len(texts)
-                n_bytes += sum(len(t.encode("utf-8", "surrogatepass")) for t in texts)
-            bar.advance(batch.height)
-    return IndexRun(run_id, normaliser, k, n_docs, n_bytes, time.perf_counter() - t0, reused=False)
+
+        def finished(k: int, counts: tuple[int, int]) -> None:
+            if executor.name != "local":  # the coordinator registers what workers wrote
+                store.register_shards(run_id)
+            totals[0], totals[1] = totals[0] + counts[0], totals[1] + counts[1]
+            bar.advance(work.files[k].n_rows)
+
+        executor.run(work, range(len(work.files)), finished)
+    return IndexRun(run_id, normaliser, k, totals[0], totals[1], time.perf_counter() - t0, reused=False)
+
+
+@dataclass
+class IndexFile:
+    """The index shards of one sample file: one per batch of ``batch_rows`` documents (here or on a worker).
+
+    Shard numbers follow the batches of the whole dataset (:class:`~stores.datasets.SampleFile`),
+    so every process writes the same shards; shards already on disk are skipped.
+    """
+
+    store_root: str
+    run_id: str
+    files: list[SampleFile]
+    fields: list[str]
+    normaliser: str
+    k: int
+    batch_rows: int
+
+    def __call__(self, f: int) -> tuple[int, int]:
+        """Write file ``f``'s missing shards; returns (documents, text bytes) indexed."""
+        store = stores.Store(self.store_root)  # the folder only: workers never open the catalog
+        done = completed_shards(store, "ngram_index", self.run_id)
+        n_docs = n_bytes = 0
+        for j, batch in enumerate(iter_file_batches(self.files[f].path, self.fields, self.batch_rows)):
+            shard = self.files[f].first_batch + j
+            if shard in done:
+                continue
+            texts = document_text(batch, self.fields)
+            if self.normaliser == "code":  # only documents that look like code get a code index
+                texts = [t if looks_like_code(t) else "" for t in texts]
+            doc, _, hashes = batch_ngram_hashes(batch_tokens(texts, self.normaliser), self.k)
+            ordinals = batch["ordinal"].to_numpy()[doc]
+            # random hashes do not compress and need no dictionary: plain pages, snappy for ordinals
+            write_shard(store, "ngram_index", self.run_id, pa.table({"ordinal": pa.array(ordinals, pa.int64()),
+                                                                     "hash": pa.array(hashes, pa.uint64())}),
+                        shard=shard, exclusive=True, compression="snappy", use_dictionary=False)
+            n_docs += len(texts)
+            n_bytes += sum(len(t.encode("utf-8", "surrogatepass")) for t in texts)
+        return n_docs, n_bytes
 
 
 @dataclass

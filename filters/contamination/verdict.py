@@ -72,8 +72,9 @@ class ContaminationFilter(Filter):
                 "benchmarks": sorted({it.benchmark for it in self._items})}
 
     def matches(self, store: stores.Store) -> pl.DataFrame:
-        """The evidence rows of the chosen runs and methods."""
-        df = store.sql("SELECT * FROM contamination_matches WHERE run_id IN (SELECT unnest(?::VARCHAR[]))",
+        """The evidence rows of the chosen runs and methods, in a fixed order (ties in reasons break alike)."""
+        df = store.sql("SELECT * FROM contamination_matches WHERE run_id IN (SELECT unnest(?::VARCHAR[])) "
+                       "ORDER BY method, benchmark, item_id, sample_id, score DESC, doc_start",
                        [self.evidence_runs])
         if self.methods:
             df = df.filter(pl.col("method").is_in(self.methods))
@@ -84,7 +85,7 @@ class ContaminationFilter(Filter):
         hits = self.matches(store).filter(pl.col("hit"))
         labels = {it.key: it.label for it in self._items}
         by_doc: dict[str, list[dict]] = defaultdict(list)
-        for row in hits.sort(["score"], descending=True).iter_rows(named=True):
+        for row in hits.sort(["score"], descending=True, maintain_order=True).iter_rows(named=True):
             by_doc[row["sample_id"]].append(row)
         score = np.zeros(len(ids))
         flagged = np.zeros(len(ids), dtype=bool)
@@ -103,7 +104,7 @@ class ContaminationFilter(Filter):
         """One verdict row per benchmark item (see the module docstring)."""
         hits = self.matches(store).filter(pl.col("hit"))
         by_item: dict[str, list[dict]] = defaultdict(list)
-        for row in hits.sort(["score"], descending=True).iter_rows(named=True):
+        for row in hits.sort(["score"], descending=True, maintain_order=True).iter_rows(named=True):
             by_item[f"{row['benchmark']}:{row['item_id']}"].append(row)
         cols: dict[str, list] = defaultdict(list)
         for it in self._items:

@@ -37,7 +37,7 @@ from ..base import Budget, Evidence, Filter, Flags, rank_percentile
 from ..evidence import self_score_evidence
 from .classifier import ClassifierFilter, ClassifierScores, JunkClassifier
 from .engagement import EngagementFilter, popularity_fields_of, sample_texts
-from .rules import CATEGORIES, RULE_SETS, category, rule_verdicts
+from .rules import CATEGORIES, RULE_SETS, category, dataset_rule_verdicts
 
 #: Kinds of :class:`Threshold`.
 THRESHOLD_KINDS = ("value", "robust_z")
@@ -154,7 +154,7 @@ class JunkFilter(Filter):
                  engagement: bool | EngagementFilter | None = None,
                  classifier: ClassifierFilter | JunkClassifier | None = None, classifier_threshold: float = 0.5,
                  self_scores: Mapping[str, tuple[str, Threshold | float | tuple[str, float]]] | None = None,
-                 combine: str = "any", budget: Budget | None = None, top_k: int = 3):
+                 combine: str = "any", budget: Budget | None = None, top_k: int = 3, executor: Any = None):
         if combine not in COMBINE:
             raise ValueError(f"combine must be one of {', '.join(COMBINE)}, got {combine!r}")
         if combine == "any" and budget is not None:
@@ -182,6 +182,7 @@ class JunkFilter(Filter):
             raise ValueError(f"self_scores name(s) {', '.join(clash)} clash with the built-in evidences")
         self.combine = combine
         self.top_k = top_k
+        self.executor = executor  # stores.executors: where the rule sets run (local by default)
         self._used: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ evidences
@@ -192,7 +193,7 @@ class JunkFilter(Filter):
         texts = sample_texts(df, dataset)
         out: list[Signal] = []
         if self.rule_sets:
-            out.append(self._rules(texts))
+            out.append(self._rules(store, dataset, ids, texts))
         if self.engagement is not False and (self.engagement_required or popularity_fields_of(df.columns)):
             eng = self.engagement if isinstance(self.engagement, EngagementFilter) else EngagementFilter()
             m = eng.measure(store, dataset, df)
@@ -217,8 +218,8 @@ class JunkFilter(Filter):
                              "self_scores, or a dataset with popularity fields")
         return ids, out
 
-    def _rules(self, texts: list[str]) -> Signal:
-        verdicts = rule_verdicts(texts, self.rule_sets)
+    def _rules(self, store: stores.Store, dataset: str, ids: list[str], texts: list[str]) -> Signal:
+        verdicts = dataset_rule_verdicts(store, dataset, ids, texts, self.rule_sets, self.executor)
         n = len(self.rule_sets)
         count = np.array([sum(verdicts[r][i] is not None for r in self.rule_sets) for i in range(len(texts))], float)
         detail, cats = [], []

@@ -11,13 +11,16 @@ fetched at run time. C4's bad-words list is left out: datatrove downloads it on 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 import stores
+from stores.datasets import SampleFile, iter_file_batches
 
 from ..base import Evidence, Filter, Flags
+from .engagement import sample_texts
 
 #: The rule sets, in the order reasons list them.
 RULE_SETS = ("gopher_quality", "gopher_repetition", "c4", "fineweb")
@@ -72,6 +75,42 @@ def rule_verdicts(texts: Sequence[str], rule_sets: Sequence[str] = RULE_SETS) ->
     return out
 
 
+@dataclass
+class RuleVerdictsFile:
+    """The rule verdicts of one sample file's texts (a worker task): its sample ids and the verdicts."""
+
+    files: list[SampleFile]
+    dataset: str
+    rule_sets: list[str]
+
+    def __call__(self, f: int) -> tuple[list[str], dict[str, list[str | None]]]:
+        ids: list[str] = []
+        texts: list[str] = []
+        for batch in iter_file_batches(self.files[f].path):
+            ids += batch["sample_id"].to_list()
+            texts += sample_texts(batch, self.dataset)
+        return ids, rule_verdicts(texts, self.rule_sets)
+
+
+def dataset_rule_verdicts(store: stores.Store, dataset: str, ids: Sequence[str], texts: Sequence[str],
+                          rule_sets: Sequence[str] = RULE_SETS, executor: Any = None) -> dict[str, list[str | None]]:
+    """:func:`rule_verdicts` of a dataset's texts (``ids``/``texts`` in sample order), here or one task per shard.
+
+    Each text's verdict depends on that text alone, so the verdicts of the shards, in shard
+    order, are the local ones; the sample ids each task read are checked against ``ids``.
+    """
+    if executor is None or executor.name == "local":
+        return rule_verdicts(list(texts), rule_sets)
+    work = RuleVerdictsFile(store.dataset_sample_files(dataset), dataset, list(rule_sets))
+    parts: dict[int, tuple[list[str], dict[str, list[str | None]]]] = {}
+    executor.run(work, range(len(work.files)), lambda f, part: parts.__setitem__(f, part))
+    got_ids = [sid for f in sorted(parts) for sid in parts[f][0]]
+    if got_ids != list(ids):
+        raise RuntimeError(f"dataset {dataset!r}: the shards' sample ids differ from the dataset's (changed while "
+                           "the rules ran?)")
+    return {r: [v for f in sorted(parts) for v in parts[f][1][r]] for r in rule_sets}
+
+
 class JunkRulesFilter(Filter):
     """Flags texts rejected by at least ``min_failed`` rule sets; the score is how many reject them.
 
@@ -81,7 +120,7 @@ class JunkRulesFilter(Filter):
 
     name = "junk_rules"
 
-    def __init__(self, rule_sets: Sequence[str] = RULE_SETS, *, min_failed: int = 1):
+    def __init__(self, rule_sets: Sequence[str] = RULE_SETS, *, min_failed: int = 1, executor: Any = None):
         from ..base import Budget
 
         if not 1 <= min_failed <= len(rule_sets):
@@ -89,17 +128,13 @@ class JunkRulesFilter(Filter):
         super().__init__(Budget(fraction=None, threshold=float(min_failed)))
         self.rule_sets = list(rule_sets)
         self.min_failed = min_failed
+        self.executor = executor  # stores.executors: where the rule sets run (local by default)
 
     def evaluate(self, store: stores.Store, dataset: str) -> Flags:
         df = store.read_samples(dataset)
-        if "text" in df.columns:
-            texts = df["text"].fill_null("").to_list()
-        elif "completion" in df.columns:
-            texts = [(p or "") + (c or "") for p, c in zip(df["prompt"].to_list(), df["completion"].to_list(), strict=True)]
-        else:
-            raise ValueError(f"dataset {dataset!r} has neither a text nor a prompt/completion field")
+        texts = sample_texts(df, dataset)
         ids = df["sample_id"].to_list()
-        verdicts = rule_verdicts(texts, self.rule_sets)
+        verdicts = dataset_rule_verdicts(store, dataset, ids, texts, self.rule_sets, self.executor)
         failed = np.array([sum(verdicts[r][i] is not None for r in self.rule_sets) for i in range(len(ids))], float)
         evidence = [Evidence(f"rules_{r}", ids, np.array([v is not None for v in verdicts[r]], float), source="samples")
                     for r in self.rule_sets]
@@ -114,4 +149,5 @@ class JunkRulesFilter(Filter):
         return self.flags_from_score(ids, failed, evidence, explain)
 
 
-__all__ = ["CATEGORIES", "RULE_SETS", "JunkRulesFilter", "category", "rule_verdicts"]
+__all__ = ["CATEGORIES", "RULE_SETS", "JunkRulesFilter", "RuleVerdictsFile", "category", "dataset_rule_verdicts",
+           "rule_verdicts"]
