@@ -53,6 +53,9 @@ class EngineConfig:
                                                     "them; factors unchanged); None: no clipping")
     pad_per_batch: bool = _help(True, "Sequence batches: order samples by length and cut each batch's trailing "
                                       "padding, so cost follows the real token count (same scores)")
+    factor_partitions: int = _help(1, "Fit the factors in this many data partitions, each a separate task (a Ray "
+                                      "task with --executor ray), summed by kronfluence; each partition draws "
+                                      "its own sampled labels, so factors differ slightly from 1 partition's")
 
     def __post_init__(self) -> None:
         check_strategy(self.strategy)
@@ -64,12 +67,14 @@ class EngineConfig:
             raise ValueError("damping_scale multiplies the heuristic damping: give either damping or damping_scale")
         if self.cg_iterations < 0 or (self.cg_max_examples is not None and self.cg_max_examples < 1):
             raise ValueError("cg_iterations must be >= 0 and cg_max_examples positive (or None)")
+        if self.factor_partitions < 1:
+            raise ValueError(f"factor_partitions must be at least 1, got {self.factor_partitions}")
         if self.clip_gradient_ratio is not None and not self.clip_gradient_ratio > 1:
             raise ValueError(f"clip_gradient_ratio is a multiple of the median gradient norm and must be above 1, "
                              f"got {self.clip_gradient_ratio}")
 
     def factor_arguments(self) -> FactorArguments:
-        """kronfluence arguments for fitting factors."""
+        """kronfluence arguments for fitting factors (with ``factor_partitions`` data partitions)."""
         from kronfluence.arguments import FactorArguments
 
         return FactorArguments(
@@ -77,7 +82,21 @@ class EngineConfig:
             use_empirical_fisher=self.use_empirical_fisher,
             covariance_max_examples=self.covariance_max_examples,
             lambda_max_examples=self.covariance_max_examples,
+            covariance_data_partitions=self.factor_partitions,
+            lambda_data_partitions=self.factor_partitions,
         )
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that name runs: every field, less those added later while at their default.
+
+        A field added after runs were stored (``factor_partitions``) enters run ids only when
+        set, so the runs of earlier versions keep their ids.
+        """
+        out = dataclasses.asdict(self)
+        for name, default in IDENTITY_DEFAULTS.items():
+            if out.get(name) == default:
+                out.pop(name)
+        return out
 
     def score_arguments(self, per_module: bool = False, per_token: bool = False) -> ScoreArguments:
         """kronfluence arguments for computing scores (optionally decomposed per module / token)."""
@@ -85,6 +104,10 @@ class EngineConfig:
 
         return ScoreArguments(damping_factor=self.damping, query_gradient_low_rank=self.low_rank,
                               compute_per_module_scores=per_module, compute_per_token_scores=per_token)
+
+
+#: fields left out of :meth:`EngineConfig.identity` at these values
+IDENTITY_DEFAULTS: dict[str, Any] = {"factor_partitions": 1}
 
 
 def field_help(config_class: type = EngineConfig) -> dict[str, str]:

@@ -41,6 +41,7 @@ from .config import EngineConfig, field_help
 from .damping import damping_scale
 from .data import Samples
 from .engine_cg import EngineCG
+from .factor_partitions import fit_partitioned
 from .keys import array_fingerprint, data_fingerprint, digest, ids_fingerprint, model_fingerprint
 from .lengths import inverse_permutation, length_sorted, sample_lengths, trim_padding_collate
 from .outliers import (
@@ -110,6 +111,8 @@ class InfluenceEngine(EngineCG):
         """Cache key of the factors: model weights, task and tracked modules, data, arguments."""
         args = asdict(self.config)
         relevant = {k: args[k] for k in ("use_empirical_fisher", "covariance_max_examples", "seed", "pad_per_batch")}
+        if self.config.factor_partitions > 1:  # partitions draw their own labels: other factors
+            relevant["factor_partitions"] = self.config.factor_partitions
         relevant["strategy"] = factor_strategy(self.config.strategy)  # EK-FAC+CG shares EK-FAC's factors
         task = [type(self.task).__name__, self.task.get_influence_tracked_modules()]
         data_key = [ids_fingerprint(train.ids), data_fingerprint(train.data)]
@@ -122,14 +125,19 @@ class InfluenceEngine(EngineCG):
         if final.is_dir():
             return name, True
         tmp_name = f"{name}.tmp"
-        shutil.rmtree(self.analyzer.factors_output_dir(tmp_name), ignore_errors=True)
-        torch.manual_seed(self.config.seed)
         n_fit = len(train) if self.config.covariance_max_examples is None else min(len(train), self.config.covariance_max_examples)
         order = self._by_length(train.data, range(n_fit)) + list(range(n_fit, len(train)))  # same samples fitted
+        fitted = train.data if order == list(range(len(train))) else data.Subset(train.data, order)
+        if self.config.factor_partitions > 1:  # partitions as tasks; a killed fit resumes the missing ones
+            fit_partitioned(self, tmp_name, fitted)
+            self.analyzer.factors_output_dir(tmp_name).rename(final)
+            return name, False
+        shutil.rmtree(self.analyzer.factors_output_dir(tmp_name), ignore_errors=True)
+        torch.manual_seed(self.config.seed)
         with quiet():
             self.analyzer.fit_all_factors(
                 factors_name=tmp_name,
-                dataset=train.data if order == list(range(len(train))) else data.Subset(train.data, order),
+                dataset=fitted,
                 per_device_batch_size=self.config.batch_size,
                 factor_args=self.config.factor_arguments(),
                 overwrite_output_dir=True,
@@ -166,7 +174,7 @@ class InfluenceEngine(EngineCG):
     def run_id_for(self, kind: str, *parts: Any) -> str:
         """A deterministic run id, so re-running the same request resumes the same run."""
         task = [type(self.task).__name__, self.task.get_influence_tracked_modules()]
-        return f"{kind}-{digest(self.model_fingerprint, task, asdict(self.config), *parts)}"
+        return f"{kind}-{digest(self.model_fingerprint, task, self.config.identity(), *parts)}"
 
     def pairwise_scores(
         self,

@@ -61,6 +61,7 @@ def attribute(
     explain_top: Annotated[int, typer.Option(help="Causal LM: per-token scores of each query's top-K samples (score_parts)")] = 0,
     self_influence: Annotated[bool, typer.Option("--self", help="Also write self-influence scores")] = False,
     seed: Annotated[int, typer.Option(help=ENGINE_HELP["seed"])] = 0,
+    factor_partitions: Annotated[int, typer.Option(help=ENGINE_HELP["factor_partitions"])] = 1,
     executor: ExecutorOpt = "local",
     ray_address: RayAddressOpt = None,
     workers: WorkersOpt = None,
@@ -84,7 +85,7 @@ def attribute(
         strategy=strategy, **damping_fields, auto_budget_s=auto_budget_s, clip_gradients=clip_gradients,
         outlier_check=outlier_check, max_length=max_length, batch_size=batch_size, shard_size=shard_size,
         low_rank=low_rank, per_module=per_module, explain_top=explain_top, self_influence=self_influence, seed=seed,
-        executor=executor_from_options(executor, ray_address, workers),
+        factor_partitions=factor_partitions, executor=executor_from_options(executor, ray_address, workers),
     )
     res = run_attribution(open_store(store), req, progress=True)
     length = f", {res.max_length} tokens per sample" if res.max_length else ""

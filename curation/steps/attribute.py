@@ -52,6 +52,7 @@ class AttributeRequest:
     explain_top: int = 0
     self_influence: bool = False
     seed: int = 0
+    factor_partitions: int = 1  # kronfluence data partitions of the factor fit, one executor task each
     executor: Any = None  # stores.executors: LocalExecutor (None) or RayExecutor for the scoring shards
 
 
@@ -188,9 +189,10 @@ def run_attribution(store: stores.Store, req: AttributeRequest, *, progress: boo
         strategy, damping, record = choice.strategy, choice.engine, {"auto": choice.record()}
     try:
         cfg = EngineConfig(strategy=strategy, batch_size=req.batch_size, shard_size=req.shard_size,
-                           low_rank=req.low_rank, seed=req.seed, clip_gradient_ratio=req.clip_gradients, **damping)
+                           low_rank=req.low_rank, seed=req.seed, clip_gradient_ratio=req.clip_gradients,
+                           factor_partitions=req.factor_partitions, **damping)
     except ValueError as exc:
-        raise AttributeRequestError(f"--damping / --clip-gradients: {exc}") from exc
+        raise AttributeRequestError(f"--damping / --clip-gradients / --factor-partitions: {exc}") from exc
     engine = InfluenceEngine(store, net, influence_task, cfg, record=record, executor=req.executor)
     ensemble = choice.ensemble if choice is not None else 1
     if ensemble > 1:  # the validation found the scores averaged over more models better

@@ -25,6 +25,7 @@ def test_attribute_on_ray_writes_the_scores_of_a_local_run(tmp_path: Path, ray_c
                                       "--store", st])
             assert res.exit_code == 0, res.output
         extra = ["--executor", "ray", "--workers", "2"] if executor == "ray" else []
+        extra += ["--factor-partitions", "2"]  # the factor fit in two tasks as well
         res = runner.invoke(app, ["attribute", "--train", "train", "--queries", "q", "--model", str(tmp_path / "lm"),
                                   "--max-length", "16", "--batch-size", "8", "--shard-size", "8", "--self",
                                   "--no-outlier-check", "--store", st, *extra])

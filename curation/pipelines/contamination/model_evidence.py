@@ -47,7 +47,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -366,7 +366,7 @@ def influence_evidence(store: stores.Store, model_folder: Path | str, train: str
     normalise = len(items) >= MIN_ITEMS_TO_NORMALISE if normalise is None else bool(normalise)
     model, tok, context = _load(model_folder)
     chunks = corpus_chunks(store, train, tok, context, fields)
-    settings = {"top_k": top_k, "z_min": z_min, "normalise": normalise, "engine": asdict(cfg)}
+    settings = {"top_k": top_k, "z_min": z_min, "normalise": normalise, "engine": cfg.identity()}
     config = {"train": train, "train_fingerprint": store.dataset_info(train)["fingerprint"],
               "fields": fields,
               "benchmarks": {b: store.dataset_info(b)["fingerprint"] for b in benchmarks},
