@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: check-report install demo test test-all bench bench-ingest bench-sql bench-engine bench-lengths bench-validate bench-engine-throughput bench-noisy-cot bench-contamination bench-unlearning bench-junk bench-index lint format clean
+.PHONY: check-report install demo test test-all bench bench-ingest bench-sql bench-engine bench-lengths bench-validate bench-engine-throughput bench-noisy-cot bench-contamination bench-unlearning bench-junk bench-index bench-scale lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
 
-bench: bench-ingest bench-sql bench-engine bench-engine-throughput bench-lengths bench-validate bench-noisy-cot bench-contamination bench-unlearning bench-junk bench-index
+bench: bench-ingest bench-sql bench-engine bench-engine-throughput bench-lengths bench-validate bench-noisy-cot bench-contamination bench-unlearning bench-junk bench-index bench-scale
 
 bench-ingest: $(STAMP)
 	$(BIN)/python bench/ingest_throughput.py
@@ -72,6 +72,10 @@ bench-junk: $(STAMP)
 # facts recall per strategy (bergson's test) and the gradient index vs full EK-FAC scoring (issue 15)
 bench-index: $(STAMP)
 	$(BIN)/python bench/index.py
+
+# issue 16: scoring local vs Ray (1 and 2 workers), a killed worker, 10M-row ingest, a 1B-row scores table
+bench-scale: $(STAMP)
+	$(BIN)/python bench/scale.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

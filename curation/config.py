@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 #: pipeline name -> "module:class" of its settings model
 PIPELINE_CONFIGS = {"noisy_cot": "curation.pipelines.noisy_cot.config:NoisyCoTConfig",
@@ -25,6 +25,22 @@ class Section(BaseModel):
     """A block of pipeline settings: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class ExecutorSection(Section):
+    """Where a pipeline's heavy steps run (scoring, corpus indexes, MinHash, rule sets); results are the same."""
+
+    kind: str = Field("local", pattern="^(local|ray)$", description="local (this process) or ray (one Ray task "
+                                                                     "per shard; needs curation[distributed])")
+    ray_address: str | None = Field(None, description="with ray: an existing cluster (auto, host:6379, "
+                                                      "ray://host:10001); default: a local one on this machine")
+    workers: int | None = Field(None, ge=1, description="with ray: shard tasks in flight at once (default: one per CPU)")
+
+    def make(self):
+        """The executor (:mod:`stores.executors`) these settings name."""
+        from stores.executors import make_executor
+
+        return make_executor(self.kind, address=self.ray_address, workers=self.workers)
 
 
 class ConfigError(ValueError):

@@ -25,18 +25,25 @@ def _score(store: stores.Store, setup: dict, executor=None, **kwargs):
     return engine, engine.pairwise_scores("b", setup["tr"], setup["qs"], **kwargs)
 
 
-def test_ray_scores_equal_local_scores_with_one_and_two_workers(tmp_path: Path, setup: dict, ray_cluster) -> None:
+@pytest.fixture(scope="module")
+def local_scores(tmp_path_factory: pytest.TempPathFactory, setup: dict) -> np.ndarray:
+    """The local run's score matrix (shards of 50), the reference of every Ray run here."""
+    store = stores.open(tmp_path_factory.mktemp("local") / "s")
+    _, run = _score(store, setup)
+    return _matrix(store, run.run_id, setup["qids"], setup["ids"])
+
+
+def test_ray_scores_equal_local_scores(tmp_path: Path, setup: dict, ray_cluster) -> None:
     local_store = stores.open(tmp_path / "local")
     engine, local = _score(local_store, setup, per_module=True)
     want = _matrix(local_store, local.run_id, setup["qids"], setup["ids"])
-    for workers in (1, 2):
-        store = stores.open(tmp_path / f"ray{workers}")
-        ray_engine, run = _score(store, setup, RayExecutor(workers=workers), per_module=True)
-        assert run.run_id == local.run_id and run.shards_computed == 6
-        np.testing.assert_array_equal(_matrix(store, run.run_id, setup["qids"], setup["ids"]), want)
-        parts = "SELECT query_id, sample_id, module, score FROM score_parts ORDER BY ALL"
-        assert store.sql(parts).equals(local_store.sql(parts))
-        assert store.get_run(run.run_id)["config"]["executor"] == "ray"
+    store = stores.open(tmp_path / "ray")
+    ray_engine, run = _score(store, setup, RayExecutor(workers=2), per_module=True)
+    assert run.run_id == local.run_id and run.shards_computed == 6
+    np.testing.assert_array_equal(_matrix(store, run.run_id, setup["qids"], setup["ids"]), want)
+    parts = "SELECT query_id, sample_id, module, score FROM score_parts ORDER BY ALL"
+    assert store.sql(parts).equals(local_store.sql(parts))
+    assert store.get_run(run.run_id)["config"]["executor"] == "ray"
     ray_self = ray_engine.self_scores(setup["tr"])
     local_self = engine.self_scores(setup["tr"])
     q = "SELECT sample_id, score FROM self_scores ORDER BY sample_id"
@@ -44,8 +51,8 @@ def test_ray_scores_equal_local_scores_with_one_and_two_workers(tmp_path: Path, 
     assert local_self.run_id == ray_self.run_id
 
 
-def test_a_killed_coordinator_resumes_on_ray_with_only_the_missing_shards(tmp_path: Path, setup: dict,
-                                                                           ray_cluster) -> None:
+def test_a_killed_coordinator_resumes_on_ray_with_only_the_missing_shards(tmp_path: Path, setup: dict, ray_cluster,
+                                                                           local_scores: np.ndarray) -> None:
     store = stores.open(tmp_path / "s")
 
     def stop(k: int) -> None:
@@ -59,14 +66,12 @@ def test_a_killed_coordinator_resumes_on_ray_with_only_the_missing_shards(tmp_pa
     assert 1 <= len(written) < 6
     _, resumed = _score(store, setup, RayExecutor(workers=2))
     assert resumed.shards_computed == 6 - len(written)
-    local_store = stores.open(tmp_path / "local")
-    _, local = _score(local_store, setup)
-    np.testing.assert_array_equal(_matrix(store, run_id, setup["qids"], setup["ids"]),
-                                  _matrix(local_store, local.run_id, setup["qids"], setup["ids"]))
+    np.testing.assert_array_equal(_matrix(store, run_id, setup["qids"], setup["ids"]), local_scores)
     assert store.sql("SELECT count(*) - count(DISTINCT (query_id, sample_id)) FROM scores").item() == 0
 
 
-def test_a_killed_worker_during_scoring_changes_nothing(tmp_path: Path, setup: dict, ray_cluster) -> None:
+def test_a_killed_worker_during_scoring_changes_nothing(tmp_path: Path, setup: dict, ray_cluster,
+                                                        local_scores: np.ndarray) -> None:
     store = stores.open(tmp_path / "s")
     killed: list[int] = []
 
@@ -81,10 +86,7 @@ def test_a_killed_worker_during_scoring_changes_nothing(tmp_path: Path, setup: d
 
     _, run = _score(store, setup, RayExecutor(workers=2), on_shard=kill_one)
     assert killed
-    local_store = stores.open(tmp_path / "local")
-    _, local = _score(local_store, setup)
-    np.testing.assert_array_equal(_matrix(store, run.run_id, setup["qids"], setup["ids"]),
-                                  _matrix(local_store, local.run_id, setup["qids"], setup["ids"]))
+    np.testing.assert_array_equal(_matrix(store, run.run_id, setup["qids"], setup["ids"]), local_scores)
     assert store.sql("SELECT count(*) FROM shards WHERE table_name = 'scores'").item() == 6
 
 

@@ -34,6 +34,7 @@ def test_with_the_data_labels_partitions_only_reorder_a_sum(tmp_path: Path, setu
     np.testing.assert_allclose(three, one, rtol=1e-4, atol=1e-5 * np.abs(one).max())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["kfac", "diagonal"])
 def test_other_strategies_fit_in_partitions(tmp_path: Path, setup: dict, strategy: str) -> None:
     one = _scores(stores.open(tmp_path / "one"), setup, strategy=strategy, use_empirical_fisher=True)

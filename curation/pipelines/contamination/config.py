@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from curation.config import Section
+from curation.config import ExecutorSection, Section
 
 METHOD_NAMES = ("ngram", "coverage", "code", "near_dup", "paraphrase")
 Method = Literal["ngram", "coverage", "code", "near_dup", "paraphrase"]
@@ -140,3 +140,5 @@ class ContaminationConfig(Section):
                                                                                    "sets (paraphrased copies)")
     curate: CurateSection = Field(default_factory=CurateSection, description="curated outputs")
     model: ModelSection = Field(default_factory=ModelSection, description="evidence from a model trained on the corpus")
+    executor: ExecutorSection = Field(default_factory=ExecutorSection, description="where the corpus indexes and "
+                                                                                    "MinHash passes run")

@@ -95,7 +95,8 @@ def run_check(store: stores.Store, cfg: ContaminationConfig, inputs: Inputs, pro
         question_field=d.question_field, answer_field=d.answer_field, ngram=ngram_settings(cfg),
         near_dup=minhash_settings(cfg, "near_dup") if "near_dup" in cfg.methods else None,
         paraphrase=minhash_settings(cfg, "paraphrase") if "paraphrase" in cfg.methods else None,
-        verdict_methods=cfg.verdict_methods, extra_evidence=extra_evidence or [], progress=progress)
+        verdict_methods=cfg.verdict_methods, extra_evidence=extra_evidence or [], progress=progress,
+        executor=cfg.executor.make())
 
 
 def write_curated(store: stores.Store, cfg: ContaminationConfig, check: ContaminationCheck, progress: bool) -> dict[str, str]:

@@ -12,7 +12,7 @@ from pydantic import Field, field_validator, model_validator
 
 from attribution.config import field_help
 from attribution.strategies import check_strategy
-from curation.config import Section
+from curation.config import ExecutorSection, Section
 
 ENGINE_HELP = field_help()  # the engine's settings are described once, in attribution.config
 
@@ -137,6 +137,7 @@ class NoisyCoTConfig(Section):
     model: ModelSection = ModelSection()
     attribution: AttributionSection = AttributionSection()
     filter: FilterSection = FilterSection()
+    executor: ExecutorSection = Field(default_factory=ExecutorSection, description="where the scoring shards run")
     clean_reference: bool = Field(True, description="also train on the clean traces only (needs truth columns), "
                                                     "to report the gap curation recovers")
 

@@ -127,7 +127,8 @@ class NoisyCoTPipeline:
         task = CausalLMTask(model)
         train = completion_samples(self.store, train_name, tok, self.lm_cfg.max_length)
         engine = InfluenceEngine(self.store, model, task, EngineConfig(
-            strategy=a.strategy, damping=a.damping, batch_size=a.batch_size, shard_size=1024, seed=self.cfg.seed))
+            strategy=a.strategy, damping=a.damping, batch_size=a.batch_size, shard_size=1024, seed=self.cfg.seed),
+            executor=self.cfg.executor.make())
         runs = {}
         t0 = time.perf_counter()
         runs["self_influence"] = engine.self_scores(train, progress=self.progress).run_id
