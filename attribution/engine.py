@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -448,6 +449,7 @@ class InfluenceEngine(EngineCG):
 
     def _run_config(self, **extra: Any) -> dict[str, Any]:
         return {"engine": asdict(self.config), "tracked_modules": self.task.get_influence_tracked_modules(),
+                "mkl_cbwr": os.environ.get("MKL_CBWR"),
                 "sign": "positive = training on the sample lowered the query loss", **self.record, **extra}
 
 

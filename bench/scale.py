@@ -32,6 +32,7 @@ Writes bench/results/scale.json (each part with its own machine and provenance) 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -42,6 +43,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")  # as the toolkit sets it (attribution/__init__.py)
 
 from _common import (  # noqa: E402
     RESULTS_DIR,

@@ -90,12 +90,14 @@ class RayExecutor:
         except ImportError as exc:
             raise ExecutorError("--executor ray needs Ray: pip install 'curation[distributed]'") from exc
         if not ray.is_initialized():
+            # workers compute with this process's MKL reproducibility mode (see attribution/__init__.py)
+            env = {"env_vars": {"MKL_CBWR": os.environ.get("MKL_CBWR", "AUTO,STRICT")}}
             try:
                 if self.address:
-                    ray.init(address=self.address, log_to_driver=False)
+                    ray.init(address=self.address, log_to_driver=False, runtime_env=env)
                 else:
                     ray.init(num_cpus=self.num_cpus or os.cpu_count(), include_dashboard=False,
-                             log_to_driver=False, object_store_memory=_object_store_bytes())
+                             log_to_driver=False, object_store_memory=_object_store_bytes(), runtime_env=env)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 where = f"at {self.address}" if self.address else "locally"
                 raise ExecutorError(f"cannot start or reach a Ray cluster {where}: {exc}") from exc

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 import stores
+
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")  # as attribution/__init__.py: before any torch product
 
 
 @pytest.fixture
