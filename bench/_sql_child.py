@@ -27,6 +27,9 @@ QUERIES = {
     "Q1": "SELECT sample_id, sum(score) AS total FROM scores GROUP BY sample_id ORDER BY 2 LIMIT 100",
     "Q2": "SELECT query_id, sample_id, score FROM scores "
     "QUALIFY row_number() OVER (PARTITION BY query_id ORDER BY score DESC) <= 10",
+    # Q2's answer with a top-n aggregate instead of a window: no sort of the whole table
+    "Q2b": "SELECT query_id, top.sample_id, top.score FROM (SELECT query_id, "
+    "unnest(max_by(struct_pack(sample_id, score), score, 10)) AS top FROM scores GROUP BY query_id)",
 }
 # the target is judged on Q1 and Q2; Q0 is a probe: answered from the Parquet footers, it shows
 # what opening the shards costs
@@ -36,6 +39,7 @@ ANSWER_COLUMNS = {
     "Q0": ([], "n"),
     "Q1": (["sample_id"], "total"),
     "Q2": (["query_id", "score"], "score"),
+    "Q2b": (["query_id", "score"], "score"),
 }
 
 

@@ -393,6 +393,7 @@ def time_queries(
             "Q0": 1,
             "Q1": min(100, args.samples),
             "Q2": args.queries * min(10, args.samples),
+            "Q2b": args.queries * min(10, args.samples),
         }[qname]
         for mode, r in runs[qname]["modes"].items():
             if r["rows_returned"] != expected_rows:

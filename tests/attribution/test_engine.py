@@ -182,9 +182,11 @@ def test_same_ids_with_other_data_reuse_nothing(tmp_path: Path, setup: dict) -> 
 def test_candidate_runs_write_exactly_the_full_scores_of_candidate_pairs(tmp_path: Path, setup: dict) -> None:
     store = stores.open(tmp_path / "s")
     ids, qids = setup["ids"], setup["qids"]
-    eng = InfluenceEngine(store, _model_copy(setup), ClassifierTask(), EngineConfig(shard_size=7))
-    full = eng.pairwise_scores("b", setup["tr"], setup["qs"])
+    model = _model_copy(setup)
+    full_engine = InfluenceEngine(store, model, ClassifierTask(), EngineConfig(shard_size=len(ids)))  # one shard
+    full = full_engine.pairwise_scores("b", setup["tr"], setup["qs"])
     dense = _matrix(store, full.run_id, qids, ids)
+    eng = InfluenceEngine(store, model, ClassifierTask(), EngineConfig(shard_size=7))  # same factors
     rng = np.random.default_rng(0)
     cand = np.stack([rng.choice(len(ids), 12, replace=False) for _ in qids])
     run = eng.pairwise_scores("b", setup["tr"], setup["qs"], candidates=cand, prefilter={"method": "random"})

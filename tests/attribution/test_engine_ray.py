@@ -18,11 +18,17 @@ from tests.conftest import ray_task_processes
 
 from .conftest import _matrix, _model_copy
 
+N = 150  # training samples scored here (the first of the fixture's): 3 shards of 50
+
 
 def _score(store: stores.Store, setup: dict, executor=None, **kwargs):
     cfg = EngineConfig(strategy="ekfac", shard_size=50)
     engine = InfluenceEngine(store, _model_copy(setup), ClassifierTask(), cfg, executor=executor)
-    return engine, engine.pairwise_scores("b", setup["tr"], setup["qs"], **kwargs)
+    return engine, engine.pairwise_scores("b", setup["tr"].subset(range(N)), setup["qs"], **kwargs)
+
+
+def _scores(store: stores.Store, setup: dict, run_id: str) -> np.ndarray:
+    return _matrix(store, run_id, setup["qids"], setup["ids"][:N])
 
 
 @pytest.fixture(scope="module")
@@ -30,24 +36,24 @@ def local_scores(tmp_path_factory: pytest.TempPathFactory, setup: dict) -> np.nd
     """The local run's score matrix (shards of 50), the reference of every Ray run here."""
     store = stores.open(tmp_path_factory.mktemp("local") / "s")
     _, run = _score(store, setup)
-    return _matrix(store, run.run_id, setup["qids"], setup["ids"])
+    return _scores(store, setup, run.run_id)
 
 
 def test_ray_scores_equal_local_scores(tmp_path: Path, setup: dict, ray_cluster) -> None:
     local_store = stores.open(tmp_path / "local")
     engine, local = _score(local_store, setup, per_module=True)
-    want = _matrix(local_store, local.run_id, setup["qids"], setup["ids"])
+    want = _scores(local_store, setup, local.run_id)
     store = stores.open(tmp_path / "ray")
     ray_engine, run = _score(store, setup, RayExecutor(workers=2), per_module=True)
-    assert run.run_id == local.run_id and run.shards_computed == 6
-    np.testing.assert_array_equal(_matrix(store, run.run_id, setup["qids"], setup["ids"]), want)
+    assert run.run_id == local.run_id and run.shards_computed == 3
+    np.testing.assert_array_equal(_scores(store, setup, run.run_id), want)
     parts = "SELECT query_id, sample_id, module, score FROM score_parts ORDER BY ALL"
     assert store.sql(parts).equals(local_store.sql(parts))
     assert store.get_run(run.run_id)["config"]["executor"] == "ray"
-    ray_self = ray_engine.self_scores(setup["tr"])
-    local_self = engine.self_scores(setup["tr"])
+    ray_self = ray_engine.self_scores(setup["tr"].subset(range(N)))
+    local_self = engine.self_scores(setup["tr"].subset(range(N)))
     q = "SELECT sample_id, score FROM self_scores ORDER BY sample_id"
-    assert store.sql(q).equals(local_store.sql(q)) and ray_self.shards_computed == 6
+    assert store.sql(q).equals(local_store.sql(q)) and ray_self.shards_computed == 3
     assert local_self.run_id == ray_self.run_id
 
 
@@ -63,10 +69,10 @@ def test_a_killed_coordinator_resumes_on_ray_with_only_the_missing_shards(tmp_pa
     run_id = store.runs("attribute")["run_id"][0]
     assert store.get_run(run_id)["status"] == "failed" and store.read_scores().height == 0
     written = store.completed_shards("scores", run_id)
-    assert 1 <= len(written) < 6
+    assert 1 <= len(written) < 3
     _, resumed = _score(store, setup, RayExecutor(workers=2))
-    assert resumed.shards_computed == 6 - len(written)
-    np.testing.assert_array_equal(_matrix(store, run_id, setup["qids"], setup["ids"]), local_scores)
+    assert resumed.shards_computed == 3 - len(written)
+    np.testing.assert_array_equal(_scores(store, setup, run_id), local_scores)
     assert store.sql("SELECT count(*) - count(DISTINCT (query_id, sample_id)) FROM scores").item() == 0
 
 
@@ -86,8 +92,8 @@ def test_a_killed_worker_during_scoring_changes_nothing(tmp_path: Path, setup: d
 
     _, run = _score(store, setup, RayExecutor(workers=2), on_shard=kill_one)
     assert killed
-    np.testing.assert_array_equal(_matrix(store, run.run_id, setup["qids"], setup["ids"]), local_scores)
-    assert store.sql("SELECT count(*) FROM shards WHERE table_name = 'scores'").item() == 6
+    np.testing.assert_array_equal(_scores(store, setup, run.run_id), local_scores)
+    assert store.sql("SELECT count(*) FROM shards WHERE table_name = 'scores'").item() == 3
 
 
 def test_a_worker_refuses_weights_that_are_not_the_model(store: stores.Store, setup: dict) -> None:

@@ -14,12 +14,14 @@ from stores.executors import LocalExecutor, RayExecutor
 
 from .conftest import _matrix, _model_copy
 
+N = 150  # training samples (the first of the fixture's)
+
 
 def _scores(store: stores.Store, setup: dict, executor=None, **cfg) -> np.ndarray:
-    engine = InfluenceEngine(store, _model_copy(setup), ClassifierTask(), EngineConfig(shard_size=100, **cfg),
+    engine = InfluenceEngine(store, _model_copy(setup), ClassifierTask(), EngineConfig(shard_size=N, **cfg),
                              executor=executor)
-    run = engine.pairwise_scores("b", setup["tr"], setup["qs"])
-    return _matrix(store, run.run_id, setup["qids"], setup["ids"])
+    run = engine.pairwise_scores("b", setup["tr"].subset(range(N)), setup["qs"])
+    return _matrix(store, run.run_id, setup["qids"], setup["ids"][:N])
 
 
 def test_partitions_on_ray_give_the_local_partitioned_factors(tmp_path: Path, setup: dict, ray_cluster) -> None:
@@ -60,14 +62,15 @@ class _StopAfter(LocalExecutor):
 
 def test_a_killed_fit_resumes_with_the_partitions_it_has(tmp_path: Path, setup: dict) -> None:
     store = stores.open(tmp_path / "s")
-    cfg = EngineConfig(shard_size=100, factor_partitions=3)
+    cfg = EngineConfig(shard_size=N, factor_partitions=3)
+    train = setup["tr"].subset(range(N))
     with pytest.raises(KeyboardInterrupt):
-        InfluenceEngine(store, _model_copy(setup), ClassifierTask(), cfg, executor=_StopAfter(2)).fit_factors(setup["tr"])
+        InfluenceEngine(store, _model_copy(setup), ClassifierTask(), cfg, executor=_StopAfter(2)).fit_factors(train)
     folder = next((store.root / "artifacts" / "kronfluence").glob("*/factors_*.tmp"))
     kept = {f.name: f.stat().st_ino for f in folder.glob("*_data_partition*")}
     assert len(kept) == 8  # two covariance partitions of four files each
     engine = InfluenceEngine(store, _model_copy(setup), ClassifierTask(), cfg)
-    name, reused = engine.fit_factors(setup["tr"])
+    name, reused = engine.fit_factors(train)
     assert not reused and not folder.exists()
     done = store.root / "artifacts" / "kronfluence" / folder.parent.name / f"factors_{name}"
     assert {f.name: f.stat().st_ino for f in done.glob("*_data_partition*") if f.name in kept} == kept
@@ -76,7 +79,7 @@ def test_a_killed_fit_resumes_with_the_partitions_it_has(tmp_path: Path, setup: 
 
 
 def test_more_partitions_than_samples_is_refused(tmp_path: Path, setup: dict) -> None:
-    with pytest.raises(ValueError, match="more than the 300 training samples"):
-        _scores(stores.open(tmp_path / "s"), setup, factor_partitions=301)
+    with pytest.raises(ValueError, match=f"more than the {N} training samples"):
+        _scores(stores.open(tmp_path / "s"), setup, factor_partitions=N + 1)
     with pytest.raises(ValueError, match="at least 1"):
         EngineConfig(factor_partitions=0)
