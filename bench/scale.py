@@ -224,7 +224,7 @@ def part_sql(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     data = sql_scores.build_store(ns, layout, "scale", store_dir)
     logs = fresh_dir(work / "sql-logs")
     runs = sql_scores.time_queries(ns, store_dir, ["api"], logs)
-    q1, q2, q2b = (runs[q]["modes"]["api"] for q in ("Q1", "Q2", "Q2b"))
+    q1, q2, q2b, q2api = (runs[q]["modes"]["api"] for q in ("Q1", "Q2", "Q2b", "Q2api"))
     out = {"rows": data["rows"], "samples": args.sql_samples, "queries": args.sql_queries,
            "bytes": data["bytes"], "bytes_per_row": data["bytes"] / data["rows"], "n_shards": data["n_shards"],
            "disk_free_before_bytes": free, "generate_s": data["generate_s"], "layout": data["layout"],
@@ -232,12 +232,15 @@ def part_sql(args: argparse.Namespace, work: Path) -> dict[str, Any]:
            "topk_s": q2["warm_median_s"], "topk_cold_s": q2["cold_s"],
            "topk_aggregate_s": q2b["warm_median_s"], "topk_aggregate_cold_s": q2b["cold_s"],
            "topk_aggregate_same_answer": sql_scores.same_answer(q2["answer"], q2b["answer"]),
-           "peak_rss_mb": max(q1["peak_rss_mib"], q2["peak_rss_mib"], q2b["peak_rss_mib"]),
+           "topk_api_s": q2api["warm_median_s"], "topk_api_cold_s": q2api["cold_s"],
+           "topk_api_same_answer": sql_scores.same_answer(q2["answer"], q2api["answer"]),
+           "peak_rss_mb": max(q1["peak_rss_mib"], q2["peak_rss_mib"], q2b["peak_rss_mib"], q2api["peak_rss_mib"]),
            "peak_rss_mb_per_query": {q: runs[q]["modes"]["api"]["peak_rss_mib"] for q in runs},
            "queries_detail": runs, "how": "bench/sql_scores.py's build_store and time_queries (mode api: store.sql)"}
     out["goal"] = {"topk_under_s": 10, "judged_on": "Q2, the SQL benchmark's top-k query (window)",
                    "met": out["topk_s"] < 10,
-                   "met_by_the_aggregate_form": out["topk_aggregate_s"] < 10 and out["topk_aggregate_same_answer"]}
+                   "met_by_the_aggregate_form": out["topk_aggregate_s"] < 10 and out["topk_aggregate_same_answer"],
+                   "met_by_store_top_scores": out["topk_api_s"] < 10 and out["topk_api_same_answer"]}
     if not args.keep:
         shutil.rmtree(store_dir.parent, ignore_errors=True)
     return out
@@ -355,7 +358,8 @@ def _print(r: dict[str, Any]) -> None:
     if "sql_1b" in r:
         q = r["sql_1b"]
         print(f"sql {q['rows']:,} rows ({q['bytes'] / 1e9:.1f} GB): top-k {q['topk_s']:.1f} s (aggregate form "
-              f"{q['topk_aggregate_s']:.1f} s), group-by {q['groupby_s']:.1f} s, peak RSS {q['peak_rss_mb']:.0f} MiB")
+              f"{q['topk_aggregate_s']:.1f} s, store.top_scores {q['topk_api_s']:.1f} s), group-by "
+              f"{q['groupby_s']:.1f} s, peak RSS {q['peak_rss_mb']:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ from _common import (  # noqa: E402
     run_child,
     write_result,
 )
-from _sql_child import QUERIES, TARGET_QUERIES  # noqa: E402
+from _sql_child import API_QUERIES, QUERIES, TARGET_QUERIES  # noqa: E402
 
 import stores  # noqa: E402
 from stores.atomic import write_parquet_atomic, write_parquet_atomic_duckdb  # noqa: E402
@@ -268,6 +268,7 @@ def build_store(
         "variant": name,
         "samples": args.samples,
         "queries": args.queries,
+        "n_queries": args.queries,  # as the engine records it (stores.topk reads it)
         **dataclasses.asdict(layout),
     }
     run_id = store.start_run("attribute", config=config, seed=args.seed)
@@ -365,6 +366,8 @@ def time_queries(
     for qname, query in QUERIES.items():
         runs[qname] = {"sql": query, "modes": {}}
         for mode in modes:
+            if qname in API_QUERIES and mode != "api":
+                continue
             print(f"  {qname} {mode} ...", flush=True)
             child = run_child(
                 [str(BENCH_DIR / "_sql_child.py"), str(store_dir), mode, qname, str(args.repeats)],
@@ -394,6 +397,7 @@ def time_queries(
             "Q1": min(100, args.samples),
             "Q2": args.queries * min(10, args.samples),
             "Q2b": args.queries * min(10, args.samples),
+            "Q2api": args.queries * min(10, args.samples),
         }[qname]
         for mode, r in runs[qname]["modes"].items():
             if r["rows_returned"] != expected_rows:

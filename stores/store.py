@@ -27,6 +27,7 @@ from . import result_tables as _results
 from . import runs as _runs
 from . import shards as _shards
 from . import sql as _sql
+from . import topk as _topk
 from .atomic import remove_stale_temp_files
 from .catalog import CATALOG_NAME, DEFAULT_STORE, Catalog, default_store_path
 from .names import new_run_id, validate_name
@@ -112,6 +113,9 @@ class Store(Catalog):
     read_samples = _datasets.read_samples
     iter_samples = _datasets.iter_samples
     dataset_sample_files = _datasets.dataset_sample_files
+
+    # each query's top-k scores of a run (stores.topk)
+    top_scores = _topk.top_scores
     drop_dataset = _datasets.drop_dataset
 
     # artifacts and leftovers
