@@ -29,6 +29,7 @@ def setup() -> dict:
             "models": [recipe.fit(recipe.fresh(s), train.data, s).eval() for s in range(3)]}
 
 
+@pytest.mark.slow  # heavy; `make test-all` runs it (the fast suite must stay under 15 min on 2 cores)
 def test_the_ensemble_run_is_the_mean_of_its_members(setup, tmp_path) -> None:
     store = stores.open(tmp_path / "s")
     cfg = EngineConfig(strategy="ekfac", batch_size=40, seed=0)

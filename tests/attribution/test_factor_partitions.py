@@ -30,6 +30,7 @@ def test_partitions_on_ray_give_the_local_partitioned_factors(tmp_path: Path, se
     np.testing.assert_array_equal(on_ray, local)  # same partitions, same per-partition seeds
 
 
+@pytest.mark.slow  # heavy; `make test-all` runs it (the fast suite must stay under 15 min on 2 cores)
 def test_with_the_data_labels_partitions_only_reorder_a_sum(tmp_path: Path, setup: dict) -> None:
     one = _scores(stores.open(tmp_path / "one"), setup, use_empirical_fisher=True)
     three = _scores(stores.open(tmp_path / "three"), setup, use_empirical_fisher=True, factor_partitions=3)

@@ -71,6 +71,7 @@ def test_lengths_orders_and_statistics() -> None:
     assert stats["real_tokens"] == 10 and stats["padded_tokens"] == 20 and stats["real_share"] == pytest.approx(0.5)
 
 
+@pytest.mark.slow  # heavy; `make test-all` runs it (the fast suite must stay under 15 min on 2 cores)
 def test_per_batch_padding_gives_the_scores_of_full_padding(tmp_path: Path) -> None:
     tok = char_tokenizer("abcdefgh ")
     train, queries = _samples(tok, 40, 0, "t"), _samples(tok, 6, 1, "q")

@@ -27,15 +27,13 @@ def test_attribute_on_ray_writes_the_scores_of_a_local_run(tmp_path: Path, ray_c
         extra = ["--executor", "ray", "--workers", "2"] if executor == "ray" else []
         extra += ["--factor-partitions", "2"]  # the factor fit in two tasks as well
         res = runner.invoke(app, ["attribute", "--train", "train", "--queries", "q", "--model", str(tmp_path / "lm"),
-                                  "--max-length", "16", "--batch-size", "8", "--shard-size", "8", "--self",
+                                  "--max-length", "16", "--batch-size", "8", "--shard-size", "8",
                                   "--no-outlier-check", "--store", st, *extra])
         assert res.exit_code == 0, res.output + repr(res.exception)
         assert "3/3 shards computed" in res.output
         store = stores.open(st)
-        got[executor] = (store.sql("SELECT query_id, sample_id, score FROM scores ORDER BY ALL"),
-                         store.sql("SELECT sample_id, score FROM self_scores ORDER BY ALL"))
-    assert got["ray"][0].height == 72
-    assert got["ray"][0].equals(got["local"][0]) and got["ray"][1].equals(got["local"][1])
+        got[executor] = store.sql("SELECT query_id, sample_id, score FROM scores ORDER BY ALL")
+    assert got["ray"].height == 72 and got["ray"].equals(got["local"])  # (self-influence: test_engine_ray.py)
 
 
 def test_executor_options_are_checked_before_any_work(tmp_path: Path) -> None:

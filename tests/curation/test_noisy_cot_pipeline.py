@@ -24,6 +24,7 @@ filter: {budget: dev, budget_grid: [0.25, 0.5]}
 """
 
 
+@pytest.mark.slow  # heavy; `make test-all` runs it (the fast suite must stay under 15 min on 2 cores)
 def test_pipeline_runs_every_step_and_resumes(tmp_path: Path) -> None:
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(TINY)

@@ -11,6 +11,7 @@ import json
 import random
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 import stores
@@ -30,6 +31,7 @@ def _problem(rng: random.Random, noisy: bool = False) -> dict:
             "completion": f"{a} + {b} = {total}.\n#### {total}", "answer": str(a + b)}
 
 
+@pytest.mark.slow  # heavy; `make test-all` runs it (the fast suite must stay under 15 min on 2 cores)
 def test_pipeline_curates_a_users_own_word_problems(tmp_path: Path) -> None:
     rng = random.Random(0)
     train = [_problem(rng, noisy=i % 4 == 0) for i in range(160)]

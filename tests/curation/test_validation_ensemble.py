@@ -85,6 +85,7 @@ def test_ensemble_lds_is_the_lds_of_the_mean_scores(digits, tmp_path) -> None:
                  plan=ValidationPlan(8, 1, topk_queries=0), ensemble=0)
 
 
+@pytest.mark.slow  # heavy; `make test-all` runs it (the fast suite must stay under 15 min on 2 cores)
 def test_attribute_auto_applies_an_ensemble_choice(digits, tmp_path, monkeypatch) -> None:
     import curation.steps.validation as validation
 
