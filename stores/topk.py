@@ -14,6 +14,7 @@ sorts every row; on a billion rows that is half a minute on 2 cores (bench/resul
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -69,8 +70,6 @@ def _cuts(con: Any, files: str, k: int, bottom: bool) -> dict[str, float | None]
 
 
 def _config(con: Any, run_id: str) -> dict[str, Any]:
-    import json
-
     row = con.execute("SELECT config FROM runs WHERE run_id = ?", [run_id]).fetchone()
     try:
         return json.loads(row[0]) if row and row[0] else {}

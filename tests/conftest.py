@@ -29,13 +29,20 @@ def ray_cluster():
     ray.shutdown()
 
 
-def ray_task_processes(task_name: str) -> list:
-    """Live Ray worker processes running a task named ``task_name`` now (their title is ``ray::<name>``)."""
+def kill_a_running_task(task_name: str = "_call_shard", timeout_s: float = 5.0) -> int | None:
+    """SIGKILL one Ray worker running a task named ``task_name`` (title ``ray::<name>``); its pid, or None.
+
+    Polls for up to ``timeout_s`` seconds, as a task may be between shards when this is called.
+    """
+    import time
+
     import psutil
 
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmd = " ".join(proc.info["cmdline"] or [])
-        if cmd.startswith(f"ray::{task_name}"):
-            found.append(proc)
-    return found
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        for proc in psutil.process_iter(["cmdline"]):
+            if " ".join(proc.info["cmdline"] or []).startswith(f"ray::{task_name}"):
+                proc.kill()
+                return proc.pid
+        time.sleep(0.01)
+    return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ from attribution.engine import EngineConfig, InfluenceEngine
 from attribution.tasks import ClassifierTask
 from attribution.worker import WorkerModelError, save_model_artifact
 from stores.executors import RayExecutor
-from tests.conftest import ray_task_processes
+from tests.conftest import kill_a_running_task
 
 from .conftest import _matrix, _model_copy
 
@@ -82,13 +81,8 @@ def test_a_killed_worker_during_scoring_changes_nothing(tmp_path: Path, setup: d
     killed: list[int] = []
 
     def kill_one(k: int) -> None:
-        deadline = time.time() + 5
-        while not killed and time.time() < deadline:
-            for proc in ray_task_processes("_call_shard"):
-                proc.kill()
-                killed.append(proc.pid)
-                break
-            time.sleep(0.01)
+        if not killed and (pid := kill_a_running_task()) is not None:
+            killed.append(pid)
 
     _, run = _score(store, setup, RayExecutor(workers=2), on_shard=kill_one)
     assert killed

@@ -14,7 +14,7 @@ import pytest
 import stores
 from stores.executors import ExecutorError, LocalExecutor, RayExecutor, make_executor
 from stores.shards import completed_shards, shard_path, write_shard
-from tests.conftest import ray_task_processes
+from tests.conftest import kill_a_running_task
 
 
 @dataclass
@@ -71,13 +71,9 @@ def test_a_killed_worker_is_retried_and_no_shard_is_written_twice(tmp_path: Path
     def on_done(k: int, _result) -> None:
         inodes[k] = shard_path(store, "flags", "sq-run", k).stat().st_ino
         if not killed:  # kill a worker in the middle of its task, once
-            deadline = time.time() + 5
-            while not killed and time.time() < deadline:
-                for proc in ray_task_processes("_call_shard"):
-                    proc.kill()
-                    killed.append(proc.pid)
-                    break
-                time.sleep(0.05)
+            pid = kill_a_running_task()
+            if pid is not None:
+                killed.append(pid)
 
     with store.run("filter", run_id="sq-run"):
         RayExecutor(workers=2).run(work, range(6), on_done)
